@@ -1,0 +1,53 @@
+# LinguaFlex: two commands on a fresh machine with Python 3.11 and make.
+#   make run   set everything up and serve the API on http://127.0.0.1:8000 (Stripe emulator if no keys)
+#   make test  set up the dev environment and run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST_ARGS ?=
+PG_URL ?= postgres://postgres@127.0.0.1:5432/linguaflex
+
+.PHONY: run test test-postgres bench migrate demo check-deploy clean help
+
+help:
+	@echo "make run | make test | make test-postgres | make bench | make check-deploy | make clean"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamp files: dependencies are installed again only when a requirements file changes.
+$(VENV)/.deps-run: requirements.txt | $(PY)
+	$(PIP) install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.deps-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PIP) install --quiet -r requirements-dev.txt
+	@touch $@ $(VENV)/.deps-run
+
+migrate: $(VENV)/.deps-run
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py load_demo_data
+
+run: demo
+	$(PY) -m linguaflex.devserver
+
+test: $(VENV)/.deps-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.deps-dev
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.deps-dev
+	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script; done
+
+check-deploy: $(VENV)/.deps-run
+	DJANGO_SETTINGS_MODULE=linguaflex.settings.production SECRET_KEY=ci-check-deploy-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-long-enough \
+		DEBUG=false ALLOWED_HOSTS=api.linguaflex.example $(PY) manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,55 @@
+"""OpenAPI helpers: the error envelope as a schema component, per status."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+_ERROR_DESCRIPTIONS = {
+    400: "invalid_request: validation failed (see fields)",
+    401: "not_authenticated / invalid_token / invalid_credentials",
+    402: "card error from Stripe (card_declined with decline_code, authentication_required, ...)",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "invalid_state / idempotency_conflict / idempotency_in_progress / refund_pending",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "throttled (Retry-After)",
+    502: "payment_provider_error",
+    503: "payment_provider_unavailable (Retry-After)",
+    504: "payment_provider_timeout",
+}
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    decline_code = serializers.CharField(required=False)
+    fields = serializers.DictField(child=serializers.JSONField(), required=False)
+    payment_id = serializers.IntegerField(required=False)
+    payment_intent_id = serializers.CharField(required=False)
+    setup_intent_id = serializers.CharField(required=False)
+    client_secret = serializers.CharField(required=False)
+    redirect_url = serializers.CharField(required=False)
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    error = ErrorBodySerializer()
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {
+        status: OpenApiResponse(response=ErrorEnvelopeSerializer, description=_ERROR_DESCRIPTIONS.get(status, ""))
+        for status in statuses
+    }
+
+
+# Statuses any authenticated, throttled JSON write can answer besides its own.
+AUTHED = (401,)
+JSON_BODY = (400, 413, 415)
+
+
+def success_serializer(name: str = "SuccessResponse"):
+    return inline_serializer(name, {"success": serializers.BooleanField()})

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .health import HealthView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("gigs/", include("gigs.urls")),
+    path("bookings/", include("bookings.urls")),
+    path("health/", HealthView.as_view(), name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+handler400 = "linguaflex.errors.json_400"
+handler403 = "linguaflex.errors.json_403"
+handler404 = "linguaflex.errors.json_404"
+handler500 = "linguaflex.errors.json_500"

@@ -1,0 +1,220 @@
+"""Payments and everything that moves money. Amounts are integer cents; currency is always usd.
+
+Only what the project uses of Stripe's objects is kept: ids, card brand, last4, expiry and
+fingerprint. A card number or CVC never reaches a model.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class PaymentStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"  # row committed, Stripe called or its answer unknown
+    REQUIRES_ACTION = "requires_action", "Requires action"  # waiting for 3-D Secure
+    SUCCEEDED = "succeeded", "Succeeded"  # charged; the booking exists
+    FAILED = "failed", "Failed"  # declined or errored; never a booking
+    CANCELED = "canceled", "Canceled"  # the PaymentIntent was canceled
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"  # some money returned
+    REFUNDED = "refunded", "Refunded"  # all money returned
+    DISPUTED = "disputed", "Disputed"  # the card holder disputed the charge
+
+
+# Statuses in which money was captured (and so can be refunded).
+CAPTURED_STATUSES = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)
+UNSETTLED_STATUSES = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
+
+
+class StripeCustomer(models.Model):
+    """The Stripe customer of one user, created on the first card."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stripe_customer")
+    stripe_customer_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_customer_id} ({self.user_id})"
+
+
+class SavedPaymentMethod(models.Model):
+    """A card saved at Stripe for a student: only brand, last4, expiry and fingerprint."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_payment_methods")
+    stripe_payment_method_id = models.CharField(max_length=255, unique=True)
+    brand = models.CharField(max_length=32)
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    fingerprint = models.CharField(max_length=64, blank=True)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "fingerprint"], condition=~Q(fingerprint=""), name="stripe_pm_user_fingerprint_unique"
+            ),
+            models.UniqueConstraint(fields=["user"], condition=Q(is_default=True), name="stripe_pm_one_default"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand} ****{self.last4}"
+
+
+class Payment(models.Model):
+    """One attempt to pay for one gig. Committed (``processing``) before Stripe is called."""
+
+    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
+    teacher = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="earnings")
+    gig = models.ForeignKey("gigs.Gig", on_delete=models.PROTECT, related_name="payments")
+    amount_cents = models.BigIntegerField()
+    admin_fee_cents = models.BigIntegerField()
+    teacher_amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(max_length=32, choices=PaymentStatus.choices, default=PaymentStatus.PROCESSING)
+    refunded_cents = models.BigIntegerField(default=0)
+    refunded_admin_fee_cents = models.BigIntegerField(default=0)
+    refunded_teacher_cents = models.BigIntegerField(default=0)
+
+    stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_payment_method_id = models.CharField(max_length=255, blank=True)
+    card_brand = models.CharField(max_length=32, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    save_card = models.BooleanField(default=False)  # the student asked to keep the card
+    payment_method_saved = models.BooleanField(default=False)
+    failure_code = models.CharField(max_length=64, blank=True)
+    decline_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)  # carried to the booking
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "updated_at"]),
+            models.Index(fields=["student", "-created_at"]),
+            models.Index(fields=["teacher", "-created_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(admin_fee_cents__gte=0, teacher_amount_cents__gte=0)
+                & Q(admin_fee_cents=F("amount_cents") - F("teacher_amount_cents")),
+                name="payment_split_sums_to_amount",
+            ),
+            models.CheckConstraint(condition=Q(amount_cents__gte=50), name="payment_amount_min"),
+            models.CheckConstraint(
+                condition=Q(refunded_cents__gte=0, refunded_cents__lte=F("amount_cents")),
+                name="payment_refunded_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_admin_fee_cents__gte=0, refunded_teacher_cents__gte=0)
+                & Q(refunded_admin_fee_cents=F("refunded_cents") - F("refunded_teacher_cents")),
+                name="payment_refund_split_sums",
+            ),
+            models.CheckConstraint(condition=Q(currency="usd"), name="payment_currency_usd"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment #{self.pk} {self.amount_cents}c {self.status}"
+
+    @property
+    def refundable_cents(self) -> int:
+        return self.amount_cents - self.refunded_cents
+
+
+class IdempotencyRecord(models.Model):
+    """A client's ``Idempotency-Key``: a keyed hash of the request, and the first answer.
+
+    The body itself (which may hold card data) is never stored; the answer holds no card data.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=64)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)  # null while in flight
+    response_body = models.JSONField(null=True, blank=True)
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]
+
+
+class RefundRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # asked by the student, waiting for an admin
+    SUCCEEDED = "succeeded", "Succeeded"  # Stripe refunded the money
+    FAILED = "failed", "Failed"  # Stripe reported the refund failed (failure_reason)
+    REJECTED = "rejected", "Rejected"  # an admin said no
+
+
+class RefundKind(models.TextChoices):
+    REQUESTED = "requested", "Requested by the student"
+    ADMIN = "admin", "Issued by an admin"
+    DECLINE = "decline", "Booking declined"
+    CANCEL = "cancel", "Booking cancelled"
+    EXPIRY = "expiry", "Booking expired"
+    EXTERNAL = "external", "Issued outside LinguaFlex"
+
+
+class RefundRequest(models.Model):
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refund_requests")
+    amount_cents = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=RefundRequestStatus.choices, default=RefundRequestStatus.PENDING)
+    kind = models.CharField(max_length=16, choices=RefundKind.choices, default=RefundKind.REQUESTED)
+    reason = models.TextField(blank=True, max_length=2000)
+    decision_note = models.TextField(blank=True, max_length=2000)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    stripe_refund_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # Counted into the payment's refunded amounts (exactly once, whichever path settles it).
+    applied = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="refund_amount_positive"),
+            models.UniqueConstraint(
+                fields=["payment"], condition=Q(status="pending"), name="refund_one_pending_per_payment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund #{self.pk} {self.amount_cents}c {self.status}"
+
+
+class WebhookEventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"  # stored, not yet handled
+    PROCESSED = "processed", "Processed"  # its handler ran to the end
+    FAILED = "failed", "Failed"  # its handler raised; see error, replayable
+    IGNORED = "ignored", "Ignored"  # a type the project does not handle
+
+
+class WebhookEvent(models.Model):
+    stripe_event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    object_id = models.CharField(max_length=255, blank=True, db_index=True)
+    livemode = models.BooleanField(default=False)
+    stripe_created = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=WebhookEventStatus.choices, default=WebhookEventStatus.RECEIVED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "type"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_event_id} ({self.status})"
