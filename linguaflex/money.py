@@ -31,7 +31,12 @@ class DollarAmountField(serializers.DecimalField):
     def to_internal_value(self, data):
         if isinstance(data, bool):
             self.fail("invalid")
-        return dollars_to_cents(super().to_internal_value(data))
+        return super().to_internal_value(data)  # Decimal dollars, at most two decimals
+
+    def run_validation(self, data=serializers.empty):
+        # The min/max validators compare dollars, so cents are made only after they have run.
+        value = super().run_validation(data)
+        return None if value is None else dollars_to_cents(value)
 
     def to_representation(self, value):
         return cents_to_dollars(value)

@@ -138,10 +138,14 @@ class IdempotencyRecord(models.Model):
     key = models.CharField(max_length=255)
     scope = models.CharField(max_length=64)
     request_hash = models.CharField(max_length=64)
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)  # null while in flight
+    # True while a request holds the key; False once answered, or after a 5xx (retryable).
+    in_flight = models.BooleanField(default=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)  # null until answered (< 500)
     response_body = models.JSONField(null=True, blank=True)
+    # The payment a retry resumes, so Stripe sees the same idempotency key and never charges twice.
     payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]

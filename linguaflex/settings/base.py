@@ -162,6 +162,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/",
     "ENUM_NAME_OVERRIDES": {
         "UserRoleEnum": "accounts.models.Role",
+        "BookingStatusEnum": "bookings.models.BookingStatus",
+        "PaymentStatusEnum": "stripe_payments.models.PaymentStatus",
+        "RefundRequestStatusEnum": "stripe_payments.models.RefundRequestStatus",
+        "WebhookEventStatusEnum": "stripe_payments.models.WebhookEventStatus",
         "RegisterRoleEnum": [("student", "Student"), ("teacher", "Teacher")],
     },
     "APPEND_COMPONENTS": {

@@ -1,0 +1,85 @@
+"""Local card checks, made before any Stripe call (API_CONTRACT.md, 400 ``invalid_request``).
+
+``CardInput`` holds a raw card only in memory for the one Stripe call; its ``repr`` shows no
+number or CVC, so it cannot leak through a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+
+@dataclass(frozen=True)
+class CardInput:
+    number: str = field(repr=False)
+    exp_month: int
+    exp_year: int
+    cvc: str = field(repr=False)
+    cardholder_name: str = ""
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+    def __str__(self) -> str:  # never the number
+        return f"card ****{self.last4} {self.exp_month:02d}/{self.exp_year}"
+
+
+def luhn_valid(number: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = ord(char) - 48
+        if index % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def card_brand(number: str) -> str:
+    """Stripe's brand names from the number's prefix."""
+    if number.startswith(("34", "37")):
+        return "amex"
+    if number.startswith("4"):
+        return "visa"
+    prefix2 = int(number[:2]) if len(number) >= 2 else 0
+    prefix4 = int(number[:4]) if len(number) >= 4 else 0
+    if 51 <= prefix2 <= 55 or 2221 <= prefix4 <= 2720:
+        return "mastercard"
+    if number.startswith(("6011", "65")) or 644 <= int(number[:3] or 0) <= 649:
+        return "discover"
+    if number.startswith(("300", "301", "302", "303", "304", "305", "36", "38", "39")):
+        return "diners"
+    if 3528 <= prefix4 <= 3589:
+        return "jcb"
+    if number.startswith("62"):
+        return "unionpay"
+    return "unknown"
+
+
+def normalize_number(raw: str) -> str:
+    return "".join(ch for ch in raw if ch not in " -")
+
+
+def card_errors(*, number: str, exp_month: int, exp_year: int, cvc: str) -> dict[str, list[str]]:
+    """Field errors for a raw card; empty when it may be sent to Stripe."""
+    errors: dict[str, list[str]] = {}
+    if not number.isdigit() or not 13 <= len(number) <= 19:
+        errors["card_number"] = ["Enter a card number of 13 to 19 digits."]
+    elif not luhn_valid(number):
+        errors["card_number"] = ["The card number is not valid."]
+    if not 1 <= exp_month <= 12:
+        errors["exp_month"] = ["The expiry month must be 1 to 12."]
+    else:
+        today = timezone.now().date()
+        if exp_year < today.year or (exp_year == today.year and exp_month < today.month):
+            errors["exp_year"] = ["The card has expired."]
+        elif exp_year > today.year + 50:
+            errors["exp_year"] = ["The expiry year is too far in the future."]
+    expected = 4 if "card_number" not in errors and card_brand(number) == "amex" else 3
+    if not cvc.isdigit() or len(cvc) != expected:
+        errors["cvc"] = [f"The CVC must be {expected} digits."]
+    return errors

@@ -1,0 +1,569 @@
+"""The one Stripe boundary of the project (STYLE.md §5).
+
+Only this module imports ``stripe``. It builds a ``StripeClient`` from settings when used (so tests
+and the emulator can point it elsewhere), passes an idempotency key on every write, retries network
+failures itself with that same key, and turns Stripe's objects and errors into the project's own
+small dataclasses and exceptions. Nothing else in the project knows Stripe's object shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import requests
+import stripe
+from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
+
+from linguaflex.errors import DomainError
+
+from .cards import CardInput
+from .stripe_test_cards import TEST_PAYMENT_METHODS
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STRIPE_API_HOST = "https://api.stripe.com"
+RETRY_BACKOFF_SECONDS = (0.25, 0.75, 1.5)
+
+
+# --- the project's own view of Stripe's objects ---------------------------------------------------
+@dataclass(frozen=True)
+class CardDetails:
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class PaymentMethodInfo:
+    id: str
+    customer_id: str | None
+    card: CardDetails | None
+
+
+@dataclass(frozen=True)
+class CardFailure:
+    code: str
+    decline_code: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class IntentResult:
+    """A PaymentIntent: ``status`` is Stripe's (succeeded, requires_action, ...)."""
+
+    id: str
+    status: str
+    amount: int
+    amount_received: int
+    currency: str
+    client_secret: str | None
+    customer_id: str | None
+    payment_method: PaymentMethodInfo | None
+    latest_charge_id: str | None
+    redirect_url: str | None
+    last_error: CardFailure | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    id: str
+    status: str
+    client_secret: str | None
+    customer_id: str | None
+    payment_method: PaymentMethodInfo | None
+    redirect_url: str | None
+    last_error: CardFailure | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    id: str
+    status: str  # pending, requires_action, succeeded, failed, canceled
+    amount: int
+    payment_intent_id: str | None
+    charge_id: str | None
+    failure_reason: str | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    id: str
+    payment_intent_id: str | None
+    amount: int
+    amount_refunded: int
+    refunded: bool
+    disputed: bool
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """A verified webhook event: only what the handlers need; they re-read the object itself."""
+
+    id: str
+    type: str
+    object_id: str
+    object_type: str
+    livemode: bool
+    created: int
+    payment_intent_id: str | None
+
+
+# --- errors -----------------------------------------------------------------------------------------
+class GatewayError(DomainError):
+    """Any failure of a Stripe call, rendered in the contract's envelope."""
+
+
+class CardError(GatewayError):
+    status_code = 402
+    code = "card_declined"
+
+    def __init__(self, message: str, *, code: str, decline_code: str | None = None,
+                 payment_intent_id: str | None = None, setup_intent_id: str | None = None,
+                 intent_status: str | None = None, param: str | None = None,
+                 extra: dict[str, Any] | None = None):
+        self.decline_code = decline_code
+        self.payment_intent_id = payment_intent_id
+        self.setup_intent_id = setup_intent_id
+        self.intent_status = intent_status
+        self.param = param
+        super().__init__(message, code=code, extra={"decline_code": decline_code, **(extra or {})})
+
+    @property
+    def failure(self) -> CardFailure:
+        return CardFailure(code=self.code, decline_code=self.decline_code, message=self.message)
+
+
+class ProviderInvalidRequest(GatewayError):
+    """Stripe refused the parameters (an unknown id, a refund beyond what is left, ...)."""
+
+    status_code = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, stripe_code: str | None = None, param: str | None = None):
+        self.stripe_code = stripe_code
+        self.param = param
+        fields = {param: [message]} if param else None
+        super().__init__(message, fields=fields)
+
+
+class ProviderError(GatewayError):
+    status_code = 502
+    code = "payment_provider_error"
+    message = "The payment provider answered with an unexpected error."
+
+
+class ProviderUnavailable(GatewayError):
+    status_code = 503
+    code = "payment_provider_unavailable"
+    message = "The payment provider is unreachable or busy. Try again shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class ProviderTimeout(GatewayError):
+    status_code = 504
+    code = "payment_provider_timeout"
+    message = "The payment provider did not answer in time; the payment will be settled shortly."
+
+
+class WebhookSignatureInvalid(DomainError):
+    status_code = 400
+    code = "invalid_signature"
+    message = "The webhook signature is missing, invalid or too old."
+
+
+# --- the client -------------------------------------------------------------------------------------
+_clients: dict[tuple, stripe.StripeClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _client() -> stripe.StripeClient:
+    key = (
+        settings.STRIPE_SECRET_KEY,
+        settings.STRIPE_API_BASE,
+        settings.STRIPE_CONNECT_TIMEOUT,
+        settings.STRIPE_READ_TIMEOUT,
+    )
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                if not settings.STRIPE_SECRET_KEY:
+                    raise ProviderUnavailable("Payments are not configured (STRIPE_SECRET_KEY is empty).")
+                client = stripe.StripeClient(
+                    settings.STRIPE_SECRET_KEY,
+                    base_addresses={"api": settings.STRIPE_API_BASE},
+                    # The SDK's pinned API version (stripe.api_version) is used: no override.
+                    max_network_retries=0,  # retried below, explicitly, with the same idempotency key
+                    http_client=stripe.RequestsClient(
+                        timeout=(settings.STRIPE_CONNECT_TIMEOUT, settings.STRIPE_READ_TIMEOUT)
+                    ),
+                )
+                _clients[key] = client
+    return client
+
+
+def _is_timeout(exc: stripe.APIConnectionError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, requests.exceptions.ReadTimeout) or (
+        isinstance(cause, requests.exceptions.Timeout) and not isinstance(cause, requests.exceptions.ConnectTimeout)
+    )
+
+
+def _card_failure_from(error_obj: Any) -> CardFailure | None:
+    if not error_obj:
+        return None
+    return CardFailure(
+        code=getattr(error_obj, "code", None) or "card_declined",
+        decline_code=getattr(error_obj, "decline_code", None),
+        message=getattr(error_obj, "message", None) or "The card was declined.",
+    )
+
+
+def _map_error(exc: stripe.StripeError) -> GatewayError:
+    if isinstance(exc, stripe.CardError):
+        err = exc.error
+        pi = getattr(err, "payment_intent", None) if err else None
+        si = getattr(err, "setup_intent", None) if err else None
+        return CardError(
+            exc.user_message or str(getattr(err, "message", "")) or "The card was declined.",
+            code=exc.code or "card_declined",
+            decline_code=getattr(err, "decline_code", None) if err else None,
+            payment_intent_id=getattr(pi, "id", None) if pi else None,
+            setup_intent_id=getattr(si, "id", None) if si else None,
+            intent_status=getattr(pi or si, "status", None) if (pi or si) else None,
+            param=getattr(exc, "param", None),
+        )
+    if isinstance(exc, stripe.RateLimitError):
+        return ProviderUnavailable("The payment provider is rate-limiting requests. Try again shortly.")
+    if isinstance(exc, stripe.APIConnectionError):
+        if _is_timeout(exc):
+            return ProviderTimeout()
+        return ProviderUnavailable()
+    if isinstance(exc, stripe.InvalidRequestError):
+        return ProviderInvalidRequest(exc.user_message or "The payment provider refused the request.",
+                                      stripe_code=exc.code, param=exc.param)
+    if isinstance(exc, stripe.AuthenticationError):
+        logger.error("Stripe refused the API key (check STRIPE_SECRET_KEY)")
+        return ProviderError("The payment provider refused our credentials.")
+    return ProviderError()
+
+
+def _should_retry(exc: stripe.StripeError) -> bool:
+    if isinstance(exc, stripe.APIConnectionError):
+        return exc.should_retry
+    if isinstance(exc, stripe.APIError) and exc.http_status is not None:
+        return exc.http_status == 409 or exc.http_status >= 500
+    return False
+
+
+def _call(operation: str, fn: Callable[[], T]) -> T:
+    """Run one Stripe call, retrying network failures, conflicts and 5xx (same idempotency key)."""
+    retries = max(0, int(settings.STRIPE_MAX_NETWORK_RETRIES))
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except stripe.StripeError as exc:
+            if attempt < retries and _should_retry(exc):
+                delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
+                logger.warning("stripe %s failed (%s); retry %d in %.2fs", operation, type(exc).__name__,
+                               attempt + 1, delay)
+                attempt += 1
+                time.sleep(delay)
+                continue
+            mapped = _map_error(exc)
+            if not isinstance(mapped, CardError):
+                logger.warning("stripe %s failed: %s %s", operation, type(exc).__name__, mapped.code)
+            raise mapped from None
+
+
+def _options(idempotency_key: str | None = None) -> dict[str, Any]:
+    return {"idempotency_key": idempotency_key} if idempotency_key else {}
+
+
+# --- conversions ------------------------------------------------------------------------------------
+def _plain(obj: Any) -> dict[str, Any]:
+    """A Stripe object as a plain dict (the SDK's objects are not dicts)."""
+    if isinstance(obj, dict):
+        return obj
+    return obj.to_dict()
+
+
+def _id_of(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return value.get("id") if isinstance(value, dict) else getattr(value, "id", None)
+
+
+def _pm_info(pm: Any) -> PaymentMethodInfo | None:
+    if pm is None or isinstance(pm, str):
+        return PaymentMethodInfo(id=pm, customer_id=None, card=None) if pm else None
+    pm = _plain(pm)
+    card = pm.get("card")
+    details = None
+    if card:
+        details = CardDetails(
+            brand=card.get("brand") or "unknown",
+            last4=card.get("last4") or "",
+            exp_month=int(card.get("exp_month") or 0),
+            exp_year=int(card.get("exp_year") or 0),
+            fingerprint=card.get("fingerprint") or "",
+        )
+    return PaymentMethodInfo(id=pm["id"], customer_id=_id_of(pm.get("customer")), card=details)
+
+
+def _redirect_url(intent: dict[str, Any]) -> str | None:
+    action = intent.get("next_action")
+    if action and action.get("type") == "redirect_to_url":
+        return action["redirect_to_url"]["url"]
+    return None
+
+
+def _intent(pi: Any) -> IntentResult:
+    pi = _plain(pi)
+    return IntentResult(
+        id=pi["id"],
+        status=pi["status"],
+        amount=int(pi.get("amount") or 0),
+        amount_received=int(pi.get("amount_received") or 0),
+        currency=pi.get("currency") or "usd",
+        client_secret=pi.get("client_secret"),
+        customer_id=_id_of(pi.get("customer")),
+        payment_method=_pm_info(pi.get("payment_method")),
+        latest_charge_id=_id_of(pi.get("latest_charge")),
+        redirect_url=_redirect_url(pi),
+        last_error=_card_failure_from(pi.get("last_payment_error")),
+        metadata=dict(pi.get("metadata") or {}),
+    )
+
+
+def _setup(si: Any) -> SetupResult:
+    si = _plain(si)
+    return SetupResult(
+        id=si["id"],
+        status=si["status"],
+        client_secret=si.get("client_secret"),
+        customer_id=_id_of(si.get("customer")),
+        payment_method=_pm_info(si.get("payment_method")),
+        redirect_url=_redirect_url(si),
+        last_error=_card_failure_from(si.get("last_setup_error")),
+        metadata=dict(si.get("metadata") or {}),
+    )
+
+
+def _refund(refund: Any) -> RefundResult:
+    refund = _plain(refund)
+    return RefundResult(
+        id=refund["id"],
+        status=refund["status"],
+        amount=int(refund.get("amount") or 0),
+        payment_intent_id=_id_of(refund.get("payment_intent")),
+        charge_id=_id_of(refund.get("charge")),
+        failure_reason=refund.get("failure_reason"),
+        metadata=dict(refund.get("metadata") or {}),
+    )
+
+
+# --- card data ----------------------------------------------------------------------------------------
+def is_live_mode() -> bool:
+    return settings.STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
+
+
+def _talks_to_real_stripe() -> bool:
+    return settings.STRIPE_API_BASE.rstrip("/") == STRIPE_API_HOST
+
+
+@sensitive_variables("card")
+def _payment_method_params(card: CardInput) -> dict[str, Any]:
+    """How a raw card travels: raw data to the emulator or an account allowed raw card data;
+    Stripe's test PaymentMethods with a test key against Stripe itself."""
+    if _talks_to_real_stripe():
+        if is_live_mode():
+            if not settings.STRIPE_ALLOW_RAW_CARD_DATA:
+                raise ProviderInvalidRequest(
+                    "Raw card numbers are not accepted in live mode; send a payment_method_id created by "
+                    "Stripe's client SDKs.", param="card_number")
+        else:
+            test_pm = TEST_PAYMENT_METHODS.get(card.number)
+            if test_pm is None:
+                raise ProviderInvalidRequest(
+                    "With Stripe test keys only Stripe's test cards can be used (see the README).",
+                    param="card_number")
+            return {"payment_method": test_pm}
+    billing = {"name": card.cardholder_name} if card.cardholder_name else {}
+    data: dict[str, Any] = {
+        "type": "card",
+        "card": {"number": card.number, "exp_month": card.exp_month, "exp_year": card.exp_year, "cvc": card.cvc},
+    }
+    if billing:
+        data["billing_details"] = billing
+    return {"payment_method_data": data}
+
+
+# --- operations -----------------------------------------------------------------------------------------
+def customer_create(*, email: str, user_id: int, idempotency_key: str) -> str:
+    customer = _call("customers.create", lambda: _client().v1.customers.create(
+        params={"email": email, "metadata": {"user_id": str(user_id)}},
+        options=_options(idempotency_key),
+    ))
+    return customer.id
+
+
+@sensitive_variables("card", "params")
+def setup_intent_create(*, customer_id: str, card: CardInput | None = None, payment_method_id: str | None = None,
+                        return_url: str, idempotency_key: str, metadata: dict[str, str] | None = None) -> SetupResult:
+    """Create and confirm a SetupIntent: validates the card, attaches it, returns its details.
+
+    A card that needs 3-D Secure comes back ``requires_action`` with a redirect URL."""
+    params: dict[str, Any] = {
+        "customer": customer_id,
+        "confirm": True,
+        "usage": "off_session",
+        "payment_method_types": ["card"],
+        "return_url": return_url,
+        "metadata": metadata or {},
+        "expand": ["payment_method"],
+    }
+    if card is not None:
+        params.update(_payment_method_params(card))
+    elif payment_method_id:
+        params["payment_method"] = payment_method_id
+    return _setup(_call("setup_intents.create", lambda: _client().v1.setup_intents.create(
+        params=params, options=_options(idempotency_key))))
+
+
+def setup_intent_retrieve(setup_intent_id: str) -> SetupResult:
+    return _setup(_call("setup_intents.retrieve", lambda: _client().v1.setup_intents.retrieve(
+        setup_intent_id, params={"expand": ["payment_method"]})))
+
+
+@sensitive_variables("card", "params")
+def payment_intent_create(*, amount_cents: int, idempotency_key: str, metadata: dict[str, str],
+                          customer_id: str | None = None, card: CardInput | None = None,
+                          payment_method_id: str | None = None, save_card: bool = False,
+                          off_session: bool = False, confirm: bool = True,
+                          return_url: str | None = None, description: str = "") -> IntentResult:
+    """One call: a USD PaymentIntent for the card, confirmed at once unless ``confirm`` is False."""
+    params: dict[str, Any] = {
+        "amount": amount_cents,
+        "currency": "usd",
+        "payment_method_types": ["card"],
+        "metadata": metadata,
+    }
+    if description:
+        params["description"] = description
+    if customer_id:
+        params["customer"] = customer_id
+    if card is not None:
+        params.update(_payment_method_params(card))
+    elif payment_method_id:
+        params["payment_method"] = payment_method_id
+    if save_card:
+        params["setup_future_usage"] = "off_session"
+    if confirm:
+        params["confirm"] = True
+        params["expand"] = ["payment_method"]
+        if off_session:
+            params["off_session"] = True
+        elif return_url:
+            params["return_url"] = return_url
+    return _intent(_call("payment_intents.create", lambda: _client().v1.payment_intents.create(
+        params=params, options=_options(idempotency_key))))
+
+
+def payment_intent_retrieve(payment_intent_id: str) -> IntentResult:
+    return _intent(_call("payment_intents.retrieve", lambda: _client().v1.payment_intents.retrieve(
+        payment_intent_id, params={"expand": ["payment_method"]})))
+
+
+def payment_intent_cancel(payment_intent_id: str, *, idempotency_key: str) -> IntentResult:
+    return _intent(_call("payment_intents.cancel", lambda: _client().v1.payment_intents.cancel(
+        payment_intent_id, options=_options(idempotency_key))))
+
+
+def payment_method_detach(payment_method_id: str, *, idempotency_key: str) -> None:
+    _call("payment_methods.detach", lambda: _client().v1.payment_methods.detach(
+        payment_method_id, options=_options(idempotency_key)))
+
+
+def payment_method_retrieve(payment_method_id: str) -> PaymentMethodInfo:
+    info = _pm_info(_call("payment_methods.retrieve", lambda: _client().v1.payment_methods.retrieve(payment_method_id)))
+    assert info is not None
+    return info
+
+
+def refund_create(*, payment_intent_id: str, amount_cents: int, idempotency_key: str,
+                  metadata: dict[str, str], reason: str | None = None) -> RefundResult:
+    params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": amount_cents, "metadata": metadata}
+    if reason:
+        params["reason"] = reason  # duplicate, fraudulent or requested_by_customer
+    return _refund(_call("refunds.create", lambda: _client().v1.refunds.create(
+        params=params, options=_options(idempotency_key))))
+
+
+def refund_retrieve(refund_id: str) -> RefundResult:
+    return _refund(_call("refunds.retrieve", lambda: _client().v1.refunds.retrieve(refund_id)))
+
+
+def refunds_for_payment_intent(payment_intent_id: str) -> list[RefundResult]:
+    page = _call("refunds.list", lambda: _client().v1.refunds.list(
+        params={"payment_intent": payment_intent_id, "limit": 100}))
+    return [_refund(refund) for refund in page.data]
+
+
+def charge_retrieve(charge_id: str) -> ChargeResult:
+    charge = _plain(_call("charges.retrieve", lambda: _client().v1.charges.retrieve(charge_id)))
+    return ChargeResult(
+        id=charge["id"],
+        payment_intent_id=_id_of(charge.get("payment_intent")),
+        amount=int(charge.get("amount") or 0),
+        amount_refunded=int(charge.get("amount_refunded") or 0),
+        refunded=bool(charge.get("refunded")),
+        disputed=bool(charge.get("disputed")),
+    )
+
+
+# --- webhooks ---------------------------------------------------------------------------------------------
+def webhook_event_verify(payload: bytes, signature_header: str | None) -> EventInfo:
+    """Verify ``Stripe-Signature`` over the raw body (over 300 s old is refused) and read the event."""
+    if not settings.STRIPE_WEBHOOK_SECRET:
+        raise WebhookSignatureInvalid("Webhooks are not configured (STRIPE_WEBHOOK_SECRET is empty).")
+    if not signature_header:
+        raise WebhookSignatureInvalid("The Stripe-Signature header is missing.")
+    try:
+        event = stripe.Webhook.construct_event(
+            payload, signature_header, settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE
+        )
+    except stripe.SignatureVerificationError:
+        raise WebhookSignatureInvalid() from None
+    except ValueError:
+        raise WebhookSignatureInvalid("The webhook body is not a Stripe event.") from None
+    event = _plain(event)
+    obj = event.get("data", {}).get("object", {}) or {}
+    object_type = obj.get("object", "") or ""
+    pi_id = obj.get("id") if object_type == "payment_intent" else _id_of(obj.get("payment_intent"))
+    return EventInfo(
+        id=event.get("id", ""),
+        type=event.get("type", ""),
+        object_id=obj.get("id", "") or "",
+        object_type=object_type,
+        livemode=bool(event.get("livemode")),
+        created=int(event.get("created") or 0),
+        payment_intent_id=pi_id,
+    )

@@ -1,0 +1,150 @@
+"""The client's ``Idempotency-Key`` (API_CONTRACT.md): replay, wait for a twin, 409 on another body.
+
+The request is remembered only as a keyed hash (HMAC-SHA256 with SECRET_KEY) of its canonical JSON:
+the body itself may hold card data and is never stored. The first answer below 500 is stored and
+replayed, status and body, a 402 included. After a 5xx the key stays, without an answer, linked to
+its payment: a retry resumes that payment, so Stripe sees the same idempotency key again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from linguaflex.errors import DomainError
+
+from .models import IdempotencyRecord, Payment
+
+MAX_KEY_LENGTH = 255
+# A key whose holder vanished (a killed worker) is taken over after this long.
+STALE_IN_FLIGHT = timedelta(minutes=2)
+POLL_SECONDS = 0.05
+
+
+class IdempotencyConflict(DomainError):
+    status_code = 409
+    code = "idempotency_conflict"
+    message = "This Idempotency-Key was already used with a different request body."
+
+
+class IdempotencyInProgress(DomainError):
+    status_code = 409
+    code = "idempotency_in_progress"
+    message = "A request with this Idempotency-Key is still being processed. Retry shortly."
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: dict[str, Any]
+    payment: Payment | None = None
+
+
+def request_hash(*, scope: str, data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hmac.new(settings.SECRET_KEY.encode(), f"{scope}\n{canonical}".encode(), hashlib.sha256).hexdigest()
+
+
+def validate_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key:
+        return None
+    if len(key) > MAX_KEY_LENGTH:
+        raise DomainError(f"The Idempotency-Key header must be at most {MAX_KEY_LENGTH} characters.",
+                          fields={"Idempotency-Key": [f"At most {MAX_KEY_LENGTH} characters."]})
+    return key
+
+
+def _claim(record_id: int) -> bool:
+    """Take a key nobody holds (answered with a 5xx, or held by a vanished worker)."""
+    stale_before = timezone.now() - STALE_IN_FLIGHT
+    return bool(
+        IdempotencyRecord.objects.filter(pk=record_id, response_status__isnull=True)
+        .filter(in_flight=False)
+        .update(in_flight=True, updated_at=timezone.now())
+        or IdempotencyRecord.objects.filter(pk=record_id, response_status__isnull=True, in_flight=True,
+                                            updated_at__lt=stale_before)
+        .update(updated_at=timezone.now())
+    )
+
+
+def run_idempotent(*, user, key: str | None, scope: str, data: Any,
+                   handler: Callable[[Payment | None, Callable[[Payment], None]], Outcome]) -> Outcome:
+    """Run ``handler`` once per (user, key); replay its answer to every twin.
+
+    ``handler(resume_payment, remember_payment)`` gets the payment an earlier 5xx left behind (or
+    None) and a callback that links a newly created payment to the key before Stripe is called.
+    """
+    if key is None:
+        return _run(handler, None, None)
+    digest = request_hash(scope=scope, data=data)
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(user=user, key=key, scope=scope, request_hash=digest)
+        return _run(handler, record, None)
+    except IntegrityError:
+        record = IdempotencyRecord.objects.get(user=user, key=key)
+
+    if record.scope != scope or not hmac.compare_digest(record.request_hash, digest):
+        raise IdempotencyConflict()
+    deadline = time.monotonic() + settings.IDEMPOTENCY_WAIT_SECONDS
+    while True:
+        if record.response_status is not None:
+            return Outcome(status=record.response_status, body=record.response_body or {}, payment=record.payment)
+        if _claim(record.pk):
+            record.refresh_from_db()
+            return _run(handler, record, record.payment)
+        if time.monotonic() >= deadline:
+            raise IdempotencyInProgress()
+        time.sleep(POLL_SECONDS)
+        record.refresh_from_db()
+
+
+def _run(handler, record: IdempotencyRecord | None, resume: Payment | None) -> Outcome:
+    def remember(payment: Payment) -> None:
+        if record is not None:
+            IdempotencyRecord.objects.filter(pk=record.pk).update(payment=payment)
+
+    try:
+        outcome = handler(resume, remember)
+    except DomainError as exc:
+        outcome = Outcome(status=exc.status_code, body=exc.payload())
+        if exc.status_code >= 500:
+            _release(record)
+            raise
+        _store(record, outcome)
+        raise
+    except BaseException:
+        _release(record)
+        raise
+    _store(record, outcome)
+    return outcome
+
+
+def _store(record: IdempotencyRecord | None, outcome: Outcome) -> None:
+    if record is not None:
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            in_flight=False, response_status=outcome.status, response_body=outcome.body, updated_at=timezone.now()
+        )
+
+
+def _release(record: IdempotencyRecord | None) -> None:
+    if record is not None:
+        IdempotencyRecord.objects.filter(pk=record.pk).update(in_flight=False, updated_at=timezone.now())
+
+
+def purge_expired(*, now=None) -> int:
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
