@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from linguaflex.errors import Forbidden, InvalidState
 
+from . import notifications
 from .models import TRANSITIONS, Booking, BookingStatus
 
 SUCCEEDED_PAYMENT_STATUS = "succeeded"
@@ -58,9 +59,11 @@ def booking_transition(*, booking_id: int, to: str) -> Booking:
     """
     with transaction.atomic():
         booking = _lock(booking_id)
-        if booking.status not in TRANSITIONS[to]:
+        # A state no transition leads to (pending_confirmation, or no state at all) is never allowed.
+        if booking.status not in TRANSITIONS.get(to, frozenset()):
+            target = BookingStatus(to).label.lower() if to in BookingStatus.values else repr(to)
             raise InvalidState(
-                f"A {booking.get_status_display().lower()} booking cannot become {BookingStatus(to).label.lower()}.",
+                f"A {booking.get_status_display().lower()} booking cannot become {target}.",
                 extra={"status": booking.status},
             )
         now = timezone.now()
@@ -91,7 +94,10 @@ def ensure_student_of(booking: Booking, user) -> None:
 
 def booking_confirm(*, booking: Booking, user) -> Booking:
     ensure_teacher_of(booking, user)
-    return booking_transition(booking_id=booking.pk, to=BookingStatus.CONFIRMED)
+    with transaction.atomic():
+        booking = booking_transition(booking_id=booking.pk, to=BookingStatus.CONFIRMED)
+        notifications.booking_confirmed(booking_id=booking.pk)
+    return booking
 
 
 def booking_complete(*, booking: Booking, user) -> Booking:

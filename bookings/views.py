@@ -7,6 +7,8 @@ from rest_framework.views import APIView
 from linguaflex.openapi import error_responses
 from linguaflex.pagination import StandardPagination
 
+from stripe_payments import refunds
+
 from . import selectors, services
 from .serializers import BookingListQuerySerializer, BookingOutputSerializer
 
@@ -55,3 +57,21 @@ class BookingConfirmView(_BookingActionView):
 @extend_schema_view(post=extend_schema(operation_id="bookings_complete", request=None, responses={200: BookingOutputSerializer, **_ACTION_ERRORS}))
 class BookingCompleteView(_BookingActionView):
     action_service = staticmethod(services.booking_complete)
+
+
+# Decline and cancel move money: the refund workflow owns them (stripe_payments.refunds).
+_MONEY_ERRORS = error_responses(401, 403, 404, 409, 502, 503, 504)
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="bookings_decline", request=None, responses={200: BookingOutputSerializer, **_MONEY_ERRORS},
+    description="The gig's teacher declines a pending booking; the payment is refunded in full."))
+class BookingDeclineView(_BookingActionView):
+    action_service = staticmethod(refunds.booking_decline)
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="bookings_cancel", request=None, responses={200: BookingOutputSerializer, **_MONEY_ERRORS},
+    description="The student cancels a pending booking; the payment is refunded in full."))
+class BookingCancelView(_BookingActionView):
+    action_service = staticmethod(refunds.booking_cancel)

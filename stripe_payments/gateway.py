@@ -224,12 +224,14 @@ def _is_timeout(exc: stripe.APIConnectionError) -> bool:
 
 
 def _card_failure_from(error_obj: Any) -> CardFailure | None:
+    """An intent's ``last_payment_error`` / ``last_setup_error``: a plain dict once ``_plain`` ran."""
     if not error_obj:
         return None
+    error = _plain(error_obj)
     return CardFailure(
-        code=getattr(error_obj, "code", None) or "card_declined",
-        decline_code=getattr(error_obj, "decline_code", None),
-        message=getattr(error_obj, "message", None) or "The card was declined.",
+        code=error.get("code") or "card_declined",
+        decline_code=error.get("decline_code"),
+        message=error.get("message") or "The card was declined.",
     )
 
 

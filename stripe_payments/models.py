@@ -208,6 +208,7 @@ class WebhookEvent(models.Model):
     stripe_event_id = models.CharField(max_length=255, unique=True)
     type = models.CharField(max_length=100, db_index=True)
     object_id = models.CharField(max_length=255, blank=True, db_index=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     livemode = models.BooleanField(default=False)
     stripe_created = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=WebhookEventStatus.choices, default=WebhookEventStatus.RECEIVED)

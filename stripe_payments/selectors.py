@@ -35,3 +35,21 @@ def saved_payment_method_list(*, user) -> QuerySet[SavedPaymentMethod]:
 
 def saved_payment_method_ids(*, user) -> set[str]:
     return set(SavedPaymentMethod.objects.filter(user=user).values_list("stripe_payment_method_id", flat=True))
+
+
+def refund_request_list(*, user, status: str | None = None):
+    from .models import RefundRequest
+
+    qs = RefundRequest.objects.select_related("payment")
+    if not user.is_admin:
+        qs = qs.filter(Q(payment__student=user) | Q(payment__teacher=user))
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-created_at", "-id")
+
+
+def refund_request_get_visible(*, user, refund_id: int):
+    refund = refund_request_list(user=user).filter(pk=refund_id).first()
+    if refund is None:
+        raise NotFound("Refund request not found.")
+    return refund

@@ -21,11 +21,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
+from bookings import notifications as booking_notifications
 from bookings.services import booking_create_for_payment
 from gigs.models import Gig
 from linguaflex.errors import DomainError, Forbidden, InvalidState, NotFound
 
-from . import gateway
+from . import gateway, notifications
 from .cards import CardInput, card_brand
 from .gateway import CardError, IntentResult, SetupResult
 from .models import Payment, PaymentStatus, SavedPaymentMethod, StripeCustomer
@@ -361,7 +362,10 @@ def payment_settle_from_intent(*, payment_id: int, intent: IntentResult) -> Paym
         fields.add("status")
         payment.save(update_fields=sorted(fields))
         if new_status == PaymentStatus.SUCCEEDED:
-            booking_create_for_payment(payment=payment)
+            booking, created = booking_create_for_payment(payment=payment)
+            if created:
+                notifications.payment_receipt(payment_id=payment.pk)
+                booking_notifications.booking_created(booking_id=booking.pk)
             if payment.save_card and intent.payment_method is not None and intent.payment_method.card is not None:
                 saved_pm, _ = _save_card(user=payment.student, pm=intent.payment_method)
                 if saved_pm is not None:

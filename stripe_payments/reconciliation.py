@@ -1,0 +1,80 @@
+"""Settle what the API could not: payments left processing or requires_action, refunds Stripe still
+held, from Stripe's own state. Safe to run any number of times (every step is idempotent)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from . import gateway, refunds, services
+from .models import UNSETTLED_STATUSES, Payment, PaymentStatus, RefundRequest, RefundRequestStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    changes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.changes.append(text)
+
+
+def _fail(payment: Payment, *, code: str, message: str) -> None:
+    services._mark_failed(payment.pk, code=code, decline_code=None, message=message,
+                          payment_intent_id=payment.stripe_payment_intent_id)
+
+
+def reconcile_payment(payment: Payment, report: ReconcileReport) -> None:
+    before = payment.status
+    if payment.stripe_payment_intent_id:
+        intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
+    else:
+        intent = gateway.payment_intent_find_for_payment(payment.pk)
+        if intent is None:
+            _fail(payment, code="not_charged", message="The payment never reached Stripe.")
+            report.note(f"payment {payment.pk}: {before} -> failed (no PaymentIntent at Stripe)")
+            return
+    payment = services.payment_settle_from_intent(payment_id=payment.pk, intent=intent)
+    if payment.status in UNSETTLED_STATUSES and intent.status in (
+        "requires_payment_method", "requires_confirmation", "requires_action"
+    ):
+        # Abandoned (3-D Secure never finished): cancel at Stripe so it can never be charged later.
+        canceled = gateway.payment_intent_cancel(intent.id, idempotency_key=f"lf-payment-{payment.pk}-cancel")
+        payment = services.payment_settle_from_intent(payment_id=payment.pk, intent=canceled)
+        if payment.status in UNSETTLED_STATUSES or payment.status == PaymentStatus.CANCELED:
+            _fail(payment, code="abandoned", message="The payment was not completed in time.")
+            payment.refresh_from_db()
+    if payment.status != before:
+        booking = " with its booking" if payment.status == PaymentStatus.SUCCEEDED else ""
+        report.note(f"payment {payment.pk}: {before} -> {payment.status}{booking}")
+
+
+def reconcile(*, older_than: timedelta) -> ReconcileReport:
+    report = ReconcileReport()
+    cutoff = timezone.now() - older_than
+    stale = Payment.objects.filter(status__in=UNSETTLED_STATUSES, updated_at__lt=cutoff).order_by("id")
+    for payment in stale:
+        try:
+            reconcile_payment(payment, report)
+        except gateway.GatewayError as exc:
+            report.errors.append(f"payment {payment.pk}: {exc.code}: {exc.message}")
+    # Refunds Stripe accepted but had not finished, and requests whose answer was lost.
+    held = RefundRequest.objects.filter(
+        Q(status=RefundRequestStatus.PENDING) & ~Q(stripe_refund_id=None) & Q(updated_at__lt=cutoff)
+    ).values_list("payment_id", flat=True).distinct()
+    for payment_id in held:
+        try:
+            before = list(RefundRequest.objects.filter(payment_id=payment_id).values_list("pk", "status"))
+            refunds.payment_sync_refunds(payment_id=payment_id)
+            after = list(RefundRequest.objects.filter(payment_id=payment_id).values_list("pk", "status"))
+            if before != after:
+                report.note(f"payment {payment_id}: refunds {before} -> {after}")
+        except gateway.GatewayError as exc:
+            report.errors.append(f"refunds of payment {payment_id}: {exc.code}: {exc.message}")
+    return report

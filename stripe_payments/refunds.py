@@ -1,0 +1,296 @@
+"""Refund workflows: decline, cancel and expiry refunds, refund requests, admin refunds, and
+syncing refunds that Stripe reports (including ones issued from Stripe's dashboard).
+
+Exactly once, by construction:
+- a booking's refund holds the booking's row lock across the state check, the Stripe call and the
+  state change; Stripe's idempotency key derives from the booking, so a racer that loses the lock
+  finds the booking moved (409) and a retry after a lost answer gets Stripe's first refund back;
+- a refund request's Stripe key derives from the request, so a doubled approval refunds once;
+- a refund counts into the payment once (``RefundRequest.applied``), under the payment's row lock,
+  whichever of the API answer, the webhook or reconciliation records it first.
+The split is reversed cumulatively (``money.split_refunded``), so a full refund returns exactly the
+fee and the teacher's share.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bookings import notifications as booking_notifications
+from bookings.models import Booking, BookingStatus
+from bookings.services import booking_transition, ensure_student_of, ensure_teacher_of
+from linguaflex.errors import DomainError, Forbidden, InvalidState, NotFound, ValidationFailed
+
+from . import gateway, notifications
+from .models import (
+    CAPTURED_STATUSES,
+    Payment,
+    PaymentStatus,
+    RefundKind,
+    RefundRequest,
+    RefundRequestStatus,
+)
+from .money import split_refunded
+
+logger = logging.getLogger(__name__)
+
+# Stripe's refund reason for each kind (Stripe accepts only these three values).
+_STRIPE_REASON = {RefundKind.REQUESTED: "requested_by_customer", RefundKind.CANCEL: "requested_by_customer"}
+_BOOKING_TARGET = {
+    RefundKind.DECLINE: BookingStatus.DECLINED,
+    RefundKind.CANCEL: BookingStatus.CANCELLED,
+    RefundKind.EXPIRY: BookingStatus.DECLINED,
+}
+
+
+class RefundPending(DomainError):
+    status_code = 409
+    code = "refund_pending"
+    message = "A refund request for this payment is already pending."
+
+
+def _amount_error(left: int) -> ValidationFailed:
+    return ValidationFailed(
+        f"The amount is more than what is left to refund ({left / 100:.2f} USD).",
+        fields={"amount": [f"At most {left / 100:.2f} USD is left to refund."]},
+    )
+
+
+# --- applying refunds to a payment (under its row lock) ------------------------------------------------
+def _apply(payment: Payment, refund: RefundRequest, *, sign: int = 1) -> None:
+    """Count (sign=1) or uncount (sign=-1) a refund into the locked payment, cumulatively split."""
+    refunded = payment.refunded_cents + sign * refund.amount_cents
+    if not 0 <= refunded <= payment.amount_cents:
+        raise InvalidState("The refunds would exceed the payment.")
+    split = split_refunded(amount_cents=payment.amount_cents, admin_fee_cents=payment.admin_fee_cents,
+                           refunded_cents=refunded)
+    payment.refunded_cents = refunded
+    payment.refunded_admin_fee_cents = split.admin_fee_cents
+    payment.refunded_teacher_cents = split.teacher_amount_cents
+    if payment.status != PaymentStatus.DISPUTED:
+        if refunded == payment.amount_cents:
+            payment.status = PaymentStatus.REFUNDED
+        elif refunded > 0:
+            payment.status = PaymentStatus.PARTIALLY_REFUNDED
+        else:
+            payment.status = PaymentStatus.SUCCEEDED
+    payment.save(update_fields=["refunded_cents", "refunded_admin_fee_cents", "refunded_teacher_cents",
+                                "status", "updated_at"])
+    refund.applied = sign > 0
+    refund.save(update_fields=["applied", "updated_at"])
+    if sign > 0 and refunded == payment.amount_cents:
+        booking = Booking.objects.filter(payment_id=payment.pk).first()
+        if booking is not None and booking.status in (
+            BookingStatus.PENDING_CONFIRMATION, BookingStatus.CONFIRMED, BookingStatus.COMPLETED
+        ):
+            target = _BOOKING_TARGET.get(refund.kind, BookingStatus.REFUNDED)
+            if booking.status != BookingStatus.PENDING_CONFIRMATION:
+                target = BookingStatus.REFUNDED
+            booking_transition(booking_id=booking.pk, to=target)
+
+
+def _record_result(refund: RefundRequest, result: gateway.RefundResult) -> RefundRequest:
+    """Record Stripe's answer for a refund request: payment and request locked by the caller."""
+    payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
+    refund.stripe_refund_id = result.id
+    previous = refund.status
+    if result.status == "succeeded":
+        refund.status = RefundRequestStatus.SUCCEEDED
+        refund.failure_reason = ""
+        if not refund.applied:
+            _apply(payment, refund)
+    elif result.status in ("failed", "canceled"):
+        refund.status = RefundRequestStatus.FAILED
+        refund.failure_reason = (result.failure_reason or result.status)[:255]
+        if refund.applied:  # Stripe reversed a refund it had reported succeeded
+            _apply(payment, refund, sign=-1)
+    # pending / requires_action: Stripe is still working; refund.updated will settle it.
+    refund.save(update_fields=["stripe_refund_id", "status", "failure_reason", "updated_at"])
+    if previous != refund.status and refund.status in (RefundRequestStatus.SUCCEEDED, RefundRequestStatus.FAILED):
+        notifications.refund_outcome(refund_id=refund.pk)
+    return refund
+
+
+def _issue(refund: RefundRequest, *, key: str, metadata: dict[str, str]) -> RefundRequest:
+    """Call Stripe for a locked, pending request and record the answer in the same transaction.
+
+    A 503/504 rolls the caller's transaction back: the request stays pending and a retry reuses
+    the same idempotency key, so Stripe refunds once."""
+    payment = refund.payment
+    result = gateway.refund_create(
+        payment_intent_id=payment.stripe_payment_intent_id, amount_cents=refund.amount_cents,
+        idempotency_key=key, reason=_STRIPE_REASON.get(refund.kind),
+        metadata={"refund_request_id": str(refund.pk), "payment_id": str(payment.pk), "kind": refund.kind, **metadata},
+    )
+    return _record_result(refund, result)
+
+
+# --- decline, cancel, expiry: full refunds of a pending booking ------------------------------------------
+def _booking_refund(*, booking_id: int, kind: str, actor) -> Booking:
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().select_related("payment").get(pk=booking_id)
+        if kind == RefundKind.DECLINE:
+            ensure_teacher_of(booking, actor)
+        elif kind == RefundKind.CANCEL:
+            ensure_student_of(booking, actor)
+        if booking.status != BookingStatus.PENDING_CONFIRMATION:
+            raise InvalidState(f"A {booking.get_status_display().lower()} booking cannot be "
+                               f"{'declined' if kind != RefundKind.CANCEL else 'cancelled'}.",
+                               extra={"status": booking.status})
+        payment = Payment.objects.select_for_update().get(pk=booking.payment_id)
+        # A student's pending partial request is superseded by this full refund.
+        RefundRequest.objects.filter(payment=payment, status=RefundRequestStatus.PENDING).update(
+            status=RefundRequestStatus.REJECTED, decision_note="Superseded by the booking's full refund.",
+            decided_at=timezone.now(), updated_at=timezone.now())
+        left = payment.refundable_cents
+        if left > 0 and payment.status in CAPTURED_STATUSES:
+            refund = RefundRequest.objects.create(
+                payment=payment, amount_cents=left, kind=kind, requested_by=actor or payment.student,
+                reason=f"Booking {kind}", decided_by=None, decided_at=timezone.now(),
+            )
+            refund.payment = payment
+            _issue(refund, key=f"lf-booking-{booking.pk}-refund", metadata={"booking_id": str(booking.pk)})
+        booking.refresh_from_db()
+        if booking.status == BookingStatus.PENDING_CONFIRMATION:
+            booking = booking_transition(booking_id=booking.pk, to=_BOOKING_TARGET[kind])
+        booking_notifications.booking_closed(booking_id=booking.pk, kind=kind)
+    return booking
+
+
+def booking_decline(*, booking: Booking, user) -> Booking:
+    """The teacher says no: the booking is declined and the payment refunded in full."""
+    return _booking_refund(booking_id=booking.pk, kind=RefundKind.DECLINE, actor=user)
+
+
+def booking_cancel(*, booking: Booking, user) -> Booking:
+    """The student withdraws before confirmation: cancelled and refunded in full."""
+    return _booking_refund(booking_id=booking.pk, kind=RefundKind.CANCEL, actor=user)
+
+
+def booking_expire(*, booking_id: int) -> Booking:
+    """No answer within BOOKING_CONFIRMATION_HOURS: declined and refunded in full."""
+    return _booking_refund(booking_id=booking_id, kind=RefundKind.EXPIRY, actor=None)
+
+
+# --- refund requests ----------------------------------------------------------------------------------
+def refund_request_create(*, student, payment: Payment, amount_cents: int | None, reason: str) -> RefundRequest:
+    if payment.student_id != student.pk:
+        raise Forbidden("Only the student who paid can request a refund.")
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status not in CAPTURED_STATUSES:
+            raise InvalidState(f"A {payment.status} payment cannot be refunded.", extra={"status": payment.status})
+        left = payment.refundable_cents
+        amount = left if amount_cents is None else amount_cents
+        if amount <= 0 or amount > left:
+            raise _amount_error(left)
+        try:
+            with transaction.atomic():
+                refund = RefundRequest.objects.create(payment=payment, amount_cents=amount, kind=RefundKind.REQUESTED,
+                                                      reason=reason, requested_by=student)
+        except IntegrityError:
+            raise RefundPending() from None
+    notifications.refund_requested(refund_id=refund.pk)
+    return refund
+
+
+def _lock_pending(refund_request_id: int) -> RefundRequest:
+    refund = RefundRequest.objects.select_for_update().select_related("payment").filter(pk=refund_request_id).first()
+    if refund is None:
+        raise NotFound("Refund request not found.")
+    # A pending request that Stripe already holds (approved, refund still pending there) is decided.
+    if refund.status != RefundRequestStatus.PENDING or (refund.decided_by_id is not None and refund.stripe_refund_id):
+        raise InvalidState(f"The refund request is {refund.status}.", extra={"status": refund.status})
+    return refund
+
+
+def _ensure_admin(user) -> None:
+    if not user.is_admin:
+        raise Forbidden("Only admins decide refunds.")
+
+
+def refund_request_approve(*, admin, refund_request_id: int, note: str = "") -> RefundRequest:
+    """Issue the Stripe refund: ``succeeded``, or ``failed`` with ``failure_reason``. What is left
+    is checked again under the payment's row lock."""
+    _ensure_admin(admin)
+    with transaction.atomic():
+        refund = _lock_pending(refund_request_id)
+        payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
+        if payment.status not in CAPTURED_STATUSES and payment.status != PaymentStatus.DISPUTED:
+            raise InvalidState(f"A {payment.status} payment cannot be refunded.", extra={"status": payment.status})
+        if refund.amount_cents > payment.refundable_cents:
+            raise _amount_error(payment.refundable_cents)
+        refund.decided_by = admin
+        refund.decided_at = timezone.now()
+        if note:
+            refund.decision_note = note
+        refund.save(update_fields=["decided_by", "decided_at", "decision_note", "updated_at"])
+        refund.payment = payment
+        return _issue(refund, key=f"lf-refund-{refund.pk}", metadata={})
+
+
+def refund_request_reject(*, admin, refund_request_id: int, note: str) -> RefundRequest:
+    _ensure_admin(admin)
+    with transaction.atomic():
+        refund = _lock_pending(refund_request_id)
+        refund.status = RefundRequestStatus.REJECTED
+        refund.decided_by = admin
+        refund.decided_at = timezone.now()
+        refund.decision_note = note
+        refund.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "updated_at"])
+    notifications.refund_outcome(refund_id=refund.pk)
+    return refund
+
+
+def admin_refund_create(*, admin, payment: Payment, amount_cents: int | None, reason: str) -> RefundRequest:
+    """An admin refunds directly: a request created and approved at once."""
+    _ensure_admin(admin)
+    with transaction.atomic():
+        locked = Payment.objects.select_for_update().get(pk=payment.pk)
+        if locked.status not in CAPTURED_STATUSES:
+            raise InvalidState(f"A {locked.status} payment cannot be refunded.", extra={"status": locked.status})
+        left = locked.refundable_cents
+        amount = left if amount_cents is None else amount_cents
+        if amount <= 0 or amount > left:
+            raise _amount_error(left)
+        try:
+            with transaction.atomic():
+                refund = RefundRequest.objects.create(payment=locked, amount_cents=amount, kind=RefundKind.ADMIN,
+                                                      reason=reason, requested_by=admin)
+        except IntegrityError:
+            raise RefundPending() from None
+        return refund_request_approve(admin=admin, refund_request_id=refund.pk)
+
+
+# --- syncing from Stripe (webhooks, reconciliation) --------------------------------------------------------
+def payment_sync_refunds(*, payment_id: int) -> Payment:
+    """Bring the payment's refunds in line with Stripe's list (re-read, never the event's copy).
+
+    Refunds issued from Stripe's dashboard become ``external`` refund requests."""
+    payment = Payment.objects.get(pk=payment_id)
+    if not payment.stripe_payment_intent_id:
+        return payment
+    results = gateway.refunds_for_payment_intent(payment.stripe_payment_intent_id)
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        for result in sorted(results, key=lambda r: r.id):
+            refund = RefundRequest.objects.select_for_update().filter(stripe_refund_id=result.id).first()
+            if refund is None:
+                raw = result.metadata.get("refund_request_id", "")
+                if raw.isdigit():
+                    refund = RefundRequest.objects.select_for_update().filter(pk=int(raw), payment=payment).first()
+            if refund is None:
+                if result.status != "succeeded":
+                    continue
+                refund = RefundRequest.objects.create(
+                    payment=payment, amount_cents=result.amount, kind=RefundKind.EXTERNAL,
+                    status=RefundRequestStatus.SUCCEEDED, reason="Refunded outside LinguaFlex (Stripe dashboard)",
+                    requested_by=payment.student, decided_at=timezone.now(), stripe_refund_id=result.id,
+                )
+            refund.payment = payment
+            _record_result(refund, result)
+            payment.refresh_from_db()
+    return payment

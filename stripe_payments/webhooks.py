@@ -1,0 +1,152 @@
+"""Stripe webhooks: verified, stored once under the event id, processed once, replayable.
+
+Handlers are dispatched through ``HANDLERS`` and re-read the object's current state from Stripe
+(through the gateway) or the database instead of trusting the event's copy, so events that arrive
+late, twice or out of order leave the same final state.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone as dt_timezone
+from typing import Callable
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bookings.models import Booking, BookingStatus
+from bookings.services import booking_transition
+
+from . import gateway, refunds, services
+from .models import Payment, PaymentStatus, WebhookEvent, WebhookEventStatus
+
+logger = logging.getLogger(__name__)
+
+
+def _payment_for(event: WebhookEvent) -> Payment | None:
+    if not event.object_id:
+        return None
+    return services.payment_settle_by_intent_id(payment_intent_id=event.object_id)
+
+
+def handle_payment_intent(event: WebhookEvent) -> None:
+    """succeeded / payment_failed / canceled / requires_action: settle from Stripe's current state.
+
+    Completes 3-D Secure and the client-side flow: the booking is created once."""
+    _payment_for(event)
+
+
+def handle_setup_intent_succeeded(event: WebhookEvent) -> None:
+    services.setup_intent_settle(setup_intent_id=event.object_id)
+
+
+def handle_refund_event(event: WebhookEvent) -> None:
+    """charge.refunded, refund.created, refund.updated: settle the payment, then sync its refunds."""
+    pi_id = event.payment_intent_id
+    if not pi_id:
+        logger.info("refund event %s names no payment intent; nothing to sync", event.stripe_event_id)
+        return
+    payment = services.payment_settle_by_intent_id(payment_intent_id=pi_id)
+    if payment is not None:
+        refunds.payment_sync_refunds(payment_id=payment.pk)
+
+
+def handle_dispute_created(event: WebhookEvent) -> None:
+    """The card holder disputed the charge: payment and booking become ``disputed`` (re-read)."""
+    pi_id = event.payment_intent_id
+    payment = Payment.objects.filter(stripe_payment_intent_id=pi_id).first() if pi_id else None
+    if payment is None:
+        return
+    intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
+    charge_id = payment.stripe_charge_id or intent.latest_charge_id
+    if not charge_id or not gateway.charge_retrieve(charge_id).disputed:
+        return
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status != PaymentStatus.DISPUTED:
+            payment.status = PaymentStatus.DISPUTED
+            payment.save(update_fields=["status", "updated_at"])
+        booking = Booking.objects.filter(payment_id=payment.pk).first()
+        if booking is not None and booking.status != BookingStatus.DISPUTED:
+            booking_transition(booking_id=booking.pk, to=BookingStatus.DISPUTED)
+
+
+HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
+    "payment_intent.succeeded": handle_payment_intent,
+    "payment_intent.payment_failed": handle_payment_intent,
+    "payment_intent.canceled": handle_payment_intent,
+    "setup_intent.succeeded": handle_setup_intent_succeeded,
+    "charge.refunded": handle_refund_event,
+    "refund.created": handle_refund_event,
+    "refund.updated": handle_refund_event,
+    "charge.dispute.created": handle_dispute_created,
+}
+
+
+def webhook_event_record(*, info: gateway.EventInfo) -> tuple[WebhookEvent, bool]:
+    """Store a verified event once (UNIQUE event id). Returns (event, created)."""
+    created_at = datetime.fromtimestamp(info.created, tz=dt_timezone.utc) if info.created else None
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(
+                stripe_event_id=info.id, type=info.type[:100], object_id=info.object_id[:255],
+                payment_intent_id=(info.payment_intent_id or "")[:255], livemode=info.livemode,
+                stripe_created=created_at,
+            )
+        return event, True
+    except IntegrityError:
+        return WebhookEvent.objects.get(stripe_event_id=info.id), False
+
+
+def webhook_event_process(*, event_id: int) -> WebhookEvent:
+    """Run the event's handler once, under the event's row lock. A failure is recorded (status
+    ``failed``, the error, the attempt count) in its own transaction and re-raised."""
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.select_for_update().get(pk=event_id)
+            if event.status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
+                return event
+            event.attempts += 1
+            handler = HANDLERS.get(event.type)
+            if handler is None:
+                event.status = WebhookEventStatus.IGNORED
+            else:
+                handler(event)
+                event.status = WebhookEventStatus.PROCESSED
+            event.error = ""
+            event.processed_at = timezone.now()
+            event.save(update_fields=["attempts", "status", "error", "processed_at"])
+            return event
+    except Exception as exc:  # recorded for replay, then re-raised: the caller answers non-2xx
+        WebhookEvent.objects.filter(pk=event_id).update(
+            status=WebhookEventStatus.FAILED, attempts=F("attempts") + 1,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        raise
+
+
+def webhook_receive(*, payload: bytes, signature: str | None) -> WebhookEvent:
+    """Verify, store once, process once."""
+    info = gateway.webhook_event_verify(payload, signature)
+    event, _ = webhook_event_record(info=info)
+    return webhook_event_process(event_id=event.pk)
+
+
+def webhook_events_replay(*, event_ids: list[int] | None = None) -> list[tuple[WebhookEvent, str]]:
+    """Process again the failed events (or the given ones). Returns (event, outcome) pairs."""
+    qs = WebhookEvent.objects.order_by("received_at", "id")
+    qs = qs.filter(pk__in=event_ids) if event_ids else qs.filter(status=WebhookEventStatus.FAILED)
+    outcomes = []
+    for event in qs:
+        if event.status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
+            outcomes.append((event, f"already {event.status}"))
+            continue
+        WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEventStatus.RECEIVED)
+        try:
+            event = webhook_event_process(event_id=event.pk)
+            outcomes.append((event, event.status))
+        except Exception as exc:  # reported per event; the command goes on with the others
+            event.refresh_from_db()
+            outcomes.append((event, f"failed: {type(exc).__name__}"))
+    return outcomes
