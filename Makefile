@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 PG_URL ?= postgres://postgres@127.0.0.1:5432/linguaflex
 
-.PHONY: run test test-postgres bench migrate demo check-deploy clean help
+.PHONY: run test test-postgres bench qa migrate demo check-deploy clean help
 
 help:
 	@echo "make run | make test | make test-postgres | make bench | make check-deploy | make clean"
@@ -51,3 +51,8 @@ check-deploy: $(VENV)/.deps-run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# QA kit against a live server: emulator + gunicorn on loopback, newman, the flow script, the
+# guide's curl blocks and schemathesis (see .ci/qa).
+qa: $(VENV)/.deps-dev
+	bash .ci/qa

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from rest_framework import serializers
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
 from .models import Role, User, normalize_email
 
@@ -35,6 +36,16 @@ class EmailTokenObtainSerializer(TokenObtainPairSerializer):
         data = super().validate(attrs)
         data["user"] = UserSerializer(self.user).data
         return data
+
+
+class RotatingRefreshSerializer(TokenRefreshSerializer):
+    """simplejwt's refresh, with a deleted user's token refused (401) rather than a 500."""
+
+    def validate(self, attrs):
+        try:
+            return super().validate(attrs)
+        except User.DoesNotExist:
+            raise AuthenticationFailed("No active account found for the given token.", "no_active_account") from None
 
 
 class LoginOutputSerializer(serializers.Serializer):

@@ -10,7 +10,10 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
-from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.exceptions import TokenBackendError, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.state import token_backend as jwt_token_backend
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from linguaflex.errors import ValidationFailed
@@ -39,17 +42,34 @@ def user_register(*, email: str, password: str, first_name: str, last_name: str,
         ) from None
 
 
+def _already_blacklisted_claims(refresh: str) -> dict | None:
+    """The claims of a genuine, unexpired refresh token that is already blacklisted, else None."""
+    try:
+        claims = jwt_token_backend.decode(refresh, verify=True)
+    except TokenBackendError:
+        return None
+    if claims.get(jwt_settings.TOKEN_TYPE_CLAIM) != RefreshToken.token_type:
+        return None
+    if not BlacklistedToken.objects.filter(token__jti=claims.get(jwt_settings.JTI_CLAIM)).exists():
+        return None
+    return claims
+
+
 def user_logout(*, user: User, refresh: str) -> None:
+    """Blacklist the user's own refresh token. Logging out twice with it is not an error."""
+    invalid = ValidationFailed("The refresh token is invalid or expired.", fields={"refresh": ["Invalid token."]})
     try:
-        token = RefreshToken(refresh)
+        token: RefreshToken | None = RefreshToken(refresh)
+        claims = token.payload
     except TokenError:
-        raise ValidationFailed("The refresh token is invalid or expired.", fields={"refresh": ["Invalid token."]}) from None
-    if str(token.get("user_id")) != str(user.pk):
+        claims = _already_blacklisted_claims(refresh)
+        token = None
+        if claims is None:
+            raise invalid from None
+    if str(claims.get(jwt_settings.USER_ID_CLAIM)) != str(user.pk):
         raise ValidationFailed("The refresh token is not yours.", fields={"refresh": ["Invalid token."]})
-    try:
+    if token is not None:
         token.blacklist()
-    except TokenError:
-        pass  # already blacklisted: logging out twice is not an error
 
 
 def password_reset_request(*, email: str) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import AuthenticationFailed as JWTAuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenRefreshView
 
@@ -24,8 +24,14 @@ from .serializers import (
     PasswordResetInputSerializer,
     RegisterInputSerializer,
     RegisterOutputSerializer,
+    RotatingRefreshSerializer,
     UserSerializer,
 )
+
+
+# What a 401 names in WWW-Authenticate. DRF turns a 401 into a 403 on a view without
+# authentication classes unless the view names a scheme, so public views name it themselves.
+WWW_AUTHENTICATE = 'Bearer realm="api"'
 
 
 class PublicAPIView(APIView):
@@ -33,6 +39,9 @@ class PublicAPIView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request):
+        return WWW_AUTHENTICATE
 
 
 class RegisterView(PublicAPIView):
@@ -62,7 +71,9 @@ class LoginView(PublicAPIView):
         serializer = EmailTokenObtainSerializer(data=request.data)
         try:
             serializer.is_valid(raise_exception=True)
-        except JWTAuthenticationFailed:
+        except AuthenticationFailed:
+            # simplejwt raises DRF's AuthenticationFailed for a wrong password, an unknown or an
+            # inactive account: all are the contract's invalid_credentials.
             raise InvalidCredentials() from None
         return Response(serializer.validated_data)
 
@@ -70,6 +81,7 @@ class LoginView(PublicAPIView):
 class RefreshView(TokenRefreshView):
     authentication_classes: list = []
     throttle_classes = [LoginIPThrottle]
+    serializer_class = RotatingRefreshSerializer  # simplejwt's TokenViewBase names the 401 scheme itself
 
     @extend_schema(
         operation_id="accounts_token_refresh",

@@ -25,6 +25,14 @@ def redact(text: str) -> str:
     return CVC_RE.sub(lambda m: m.group(1) + MASK, text)
 
 
+def _holds_card_data(value) -> bool:
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__: the report shows Django's own placeholder
+        return False
+    return redact(text) != text
+
+
 class CardDataRedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -61,5 +69,8 @@ class CardDataExceptionReporterFilter(SafeExceptionReporterFilter):
                 value = self.cleansed_substitute
             elif isinstance(value, str):
                 value = redact(value)
+            elif _holds_card_data(value):
+                # A dict, list or object whose repr shows a card number or CVC: hide it whole.
+                value = self.cleansed_substitute
             cleaned.append((name, value))
         return cleaned

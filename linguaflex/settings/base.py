@@ -48,6 +48,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "linguaflex.urls"
+# An API answers an unknown path with the JSON 404, not a redirect that drops a POST body.
+APPEND_SLASH = False
 WSGI_APPLICATION = "linguaflex.wsgi.application"
 
 TEMPLATES = [
@@ -158,6 +160,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Language lessons marketplace: accounts, gigs, bookings and server-side Stripe payments.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and Swagger UI are public and ignore any Authorization header, stale or not.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/",
     "ENUM_NAME_OVERRIDES": {
