@@ -437,7 +437,7 @@ def setup_intent_create(*, customer_id: str, card: CardInput | None = None, paym
         "customer": customer_id,
         "confirm": True,
         "usage": "off_session",
-        "payment_method_types": ["card"],
+        "allowed_payment_method_types": ["card"],
         "return_url": return_url,
         "metadata": metadata or {},
         "expand": ["payment_method"],
@@ -465,7 +465,7 @@ def payment_intent_create(*, amount_cents: int, idempotency_key: str, metadata: 
     params: dict[str, Any] = {
         "amount": amount_cents,
         "currency": "usd",
-        "payment_method_types": ["card"],
+        "allowed_payment_method_types": ["card"],
         "metadata": metadata,
     }
     if description:

@@ -1,0 +1,238 @@
+"""The emulator's core, independent of HTTP: routing, auth, idempotency, faults, expansion.
+
+``Emulator.handle_api`` takes a parsed /v1 request and returns an :class:`ApiResult`; the HTTP
+server in ``server.py`` writes it, then hands the result's events to the webhook dispatcher.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from . import api, objects
+from .errors import StripeError, invalid
+from .faults import FaultTable
+from .idempotency import CONFLICT, IN_USE, NEW, REPLAY, IdempotencyStore
+from .params import check_unknown, get_list, parse_body, parse_query
+from .store import Context, State
+from .webhooks import Dispatcher
+
+_ID = r"([^/]+)"
+
+
+@dataclass
+class ApiResult:
+    status: int
+    body: bytes = b""
+    headers: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
+    drop: bool = False  # close the connection without answering
+
+
+def _json(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _error(err: StripeError) -> bytes:
+    return _json(err.body())
+
+
+class Emulator:
+    def __init__(self, *, webhook_url: Optional[str] = None, webhook_secret: Optional[str] = None,
+                 latency_ms: float = 0, clock: Callable[[], float] = time.time,
+                 webhook_backoff: float = 1.0, webhook_max_attempts: int = 4) -> None:
+        self.state = State(clock=clock)
+        self.idempotency = IdempotencyStore(clock=lambda: self.state.clock())
+        self.faults = FaultTable()
+        self.webhooks = Dispatcher(webhook_url, webhook_secret, backoff=webhook_backoff,
+                                   max_attempts=webhook_max_attempts)
+        self.state.webhooks_enabled = self.webhooks.enabled
+        self.latency_ms = latency_ms
+        self.base_url = "http://127.0.0.1"
+        self._routes: dict[str, list] = {}
+        for method, pattern, operation, fn in api.ROUTES:
+            regex = re.compile("^" + pattern.replace("{id}", _ID) + "$")
+            self._routes.setdefault(method, []).append((regex, operation, fn))
+
+    # --- control -------------------------------------------------------------------------------
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        self.state.clock = clock
+
+    def reset(self) -> None:
+        """Forget every object, key, fault, delivery and logged request."""
+        self.faults.clear()
+        self.webhooks.reset()
+        self.idempotency.clear()
+        self.state.reset()
+
+    def configure_webhooks(self, url: Optional[str], secret: Optional[str] = None,
+                           **options) -> None:
+        self.webhooks.configure(url, secret, **options)
+        self.state.webhooks_enabled = self.webhooks.enabled
+
+    def context(self, request_id: Optional[str] = None,
+                idempotency_key: Optional[str] = None) -> Context:
+        return Context(self.base_url, request_id, idempotency_key)
+
+    def run(self, action: Callable[[State, Context], dict]) -> dict:
+        """Run an emulator-only action under the lock, then queue its webhooks."""
+        ctx = self.context()
+        try:
+            with self.state.lock:
+                return action(self.state, ctx)
+        finally:
+            self.webhooks.enqueue(ctx.events)
+
+    def close(self) -> None:
+        self.faults.release_all()
+        self.webhooks.stop()
+
+    # --- the API -------------------------------------------------------------------------------
+
+    def match(self, method: str, path: str):
+        for regex, operation, fn in self._routes.get(method, ()):
+            m = regex.match(path)
+            if m:
+                return operation, fn, m.groups()
+        return None
+
+    def handle_api(self, method: str, path: str, query: str, headers, body: bytes) -> ApiResult:
+        idem_key = headers.get("Idempotency-Key")
+        self.state.log_request(method, path, idem_key)
+        fault = self.faults.take(method, path)
+        if fault is not None:
+            if fault.kind == "timeout":
+                self.faults.hold(fault.seconds)
+                return ApiResult(0, drop=True)
+            if fault.kind == "error_500":
+                return ApiResult(500, _json({"error": {
+                    "type": "api_error",
+                    "message": "An unknown error occurred (emulated fault)."}}))
+            if fault.kind == "rate_limit":
+                return ApiResult(429, _json({"error": {
+                    "type": "invalid_request_error", "code": "rate_limit",
+                    "message": "Request rate limit exceeded. You can learn more about rate "
+                               "limits here https://stripe.com/docs/rate-limits.",
+                    "doc_url": "https://stripe.com/docs/error-codes/rate-limit"}}))
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000.0)
+        result = self._execute(method, path, query, headers, body, idem_key)
+        if fault is not None and fault.kind == "drop_after_work":
+            result.drop = True
+        return result
+
+    def _execute(self, method: str, path: str, query: str, headers, body: bytes,
+                 idem_key: Optional[str]) -> ApiResult:
+        request_id = objects.new_id("req", 15)
+        out_headers = {"Request-Id": request_id,
+                       "Stripe-Version": headers.get("Stripe-Version") or objects.API_VERSION}
+        auth = headers.get("Authorization") or ""
+        api_key = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        if not api_key.startswith("sk_test_") or len(api_key) <= len("sk_test_"):
+            message = ("You did not provide an API key. You need to provide your API key in the "
+                       "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+                       "YOUR_SECRET_KEY')." if not api_key else
+                       f"Invalid API Key provided: {api_key[:8]}{'*' * 8}")
+            return ApiResult(401, _json({"error": {"type": "invalid_request_error",
+                                                   "message": message}}), out_headers)
+        route = self.match(method, path)
+        if route is None:
+            return ApiResult(404, _json({"error": {
+                "type": "invalid_request_error",
+                "message": f"Unrecognized request URL ({method}: {path}). Please see "
+                           f"https://stripe.com/docs or we can help at "
+                           f"https://support.stripe.com/."}}), out_headers)
+        operation, fn, ids = route
+        try:
+            params = parse_body(body) if method == "POST" else parse_query(query)
+        except Exception:
+            return ApiResult(400, _json({"error": {"type": "invalid_request_error",
+                                                   "message": "Invalid request body."}}),
+                             out_headers)
+        entry = None
+        if idem_key and method in ("POST", "DELETE"):
+            out_headers["Idempotency-Key"] = idem_key
+            canonical = b"&".join(sorted(body.split(b"&"))) if body else b""
+            fp = self.idempotency.fingerprint(method, path, canonical)
+            outcome, entry = self.idempotency.begin(api_key, idem_key, fp)
+            if outcome == REPLAY:
+                out_headers.update({"Idempotent-Replayed": "true",
+                                    "Original-Request": entry.request_id})
+                return ApiResult(entry.status, entry.body, out_headers)
+            if outcome == CONFLICT:
+                err = StripeError(
+                    400, "idempotency_error",
+                    f"Keys for idempotent requests can only be used with the same parameters "
+                    f"they were first used with. Try using a key other than '{idem_key}' if you "
+                    f"meant to execute a different request.")
+                return ApiResult(400, _error(err), out_headers)
+            if outcome == IN_USE:
+                err = StripeError(
+                    409, "invalid_request_error",
+                    "There is currently another in-progress request using this Stripe "
+                    "Idempotency Key (that probably means you submitted twice, and the other "
+                    "request is still going through): '" + idem_key + "'. Please try again "
+                    "later.", code="idempotency_key_in_use")
+                return ApiResult(409, _error(err), out_headers)
+            assert outcome == NEW
+        ctx = self.context(request_id, idem_key)
+        save = False
+        try:
+            check_unknown(operation, params)
+            expand = get_list(params, "expand")
+            with self.state.lock:
+                obj = fn(self.state, ctx, params, *ids)
+                payload = _json(self.expand(obj, expand))
+            status, save = 200, True
+        except StripeError as err:
+            status, payload, save = err.status, _error(err), err.cacheable
+        except Exception as exc:  # a bug: answer like Stripe's api_error, keep serving
+            status, payload = 500, _json({"error": {
+                "type": "api_error", "message": f"Emulator error: {type(exc).__name__}"}})
+        if entry is not None:
+            self.idempotency.finish(api_key, idem_key, entry, status, payload, request_id, save)
+        return ApiResult(status, payload, out_headers, ctx.events)
+
+    # --- expansion -----------------------------------------------------------------------------
+
+    def expand(self, obj: dict, paths: list) -> dict:
+        if not paths:
+            return obj
+        tree: dict = {}
+        for path in paths:
+            if not isinstance(path, str):
+                raise invalid("Invalid expand parameter.", param="expand")
+            node = tree
+            for part in path.split("."):
+                node = node.setdefault(part, {})
+        return self._expand(obj, tree, "")
+
+    def _expand(self, obj: dict, tree: dict, prefix: str) -> dict:
+        out = dict(obj)
+        for key, sub in tree.items():
+            name = prefix + key
+            if key == "data" and obj.get("object") == "list":
+                out["data"] = [self._expand(o, sub, "") if sub else o for o in obj["data"]]
+                continue
+            if key not in obj:
+                raise invalid(f"This property cannot be expanded ({name}).", param="expand")
+            value = obj[key]
+            if isinstance(value, str):
+                target = self.state.objects.get(value)
+                if target is None:
+                    if value in self.state.deleted_customers:
+                        target = {"deleted": True, "id": value, "object": "customer"}
+                    else:
+                        raise invalid(f"This property cannot be expanded ({name}).",
+                                      param="expand")
+                value = target
+            elif value is None:
+                continue
+            elif not isinstance(value, dict):
+                raise invalid(f"This property cannot be expanded ({name}).", param="expand")
+            out[key] = self._expand(value, sub, name + ".") if sub else value
+        return out

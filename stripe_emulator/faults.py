@@ -1,0 +1,82 @@
+"""Faults armed by tests: the next N matching requests time out, fail, or lose their answer.
+
+- ``timeout``: the request is held ``seconds`` (default 30) without being executed, then the
+  connection is closed. ``release_all()`` (called by reset and stop) frees held requests at once.
+- ``error_500``: answers 500 ``api_error`` without executing.
+- ``rate_limit``: answers 429 ``rate_limit`` without executing.
+- ``drop_after_work``: executes the request (state changes, events, idempotent result saved) and
+  closes the connection without answering: Stripe did the work, the client never heard.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+KINDS = ("timeout", "error_500", "rate_limit", "drop_after_work")
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str
+    kind: str
+    remaining: int
+    seconds: float = 30.0
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "path": self.path, "kind": self.kind,
+                "remaining": self.remaining, "seconds": self.seconds}
+
+
+class FaultTable:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._release = threading.Event()
+
+    def arm(self, method: str, path: str, kind: str, count: int = 1,
+            seconds: float = 30.0) -> Fault:
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(KINDS)}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        fault = Fault(method.upper(), path, kind, int(count), float(seconds))
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def take(self, method: str, path: str) -> Optional[Fault]:
+        """The first armed fault matching this request, if any (using up one of its count).
+
+        ``path`` of a fault matches the request path exactly or as a prefix; method "*" matches
+        any method.
+        """
+        if not self._faults:
+            return None
+        with self._lock:
+            for fault in self._faults:
+                if (fault.method in ("*", method) and path.startswith(fault.path)):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def hold(self, seconds: float) -> None:
+        """Hold a timed-out request until ``seconds`` pass or the faults are released."""
+        self._release.wait(seconds)
+
+    def release_all(self) -> None:
+        self._release.set()
+        self._release = threading.Event()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+        self.release_all()
+
+    def armed(self) -> list[dict]:
+        with self._lock:
+            return [f.as_dict() for f in self._faults]

@@ -1,0 +1,157 @@
+"""In-process use: start the emulator on a free port in a daemon thread, for tests.
+
+    handle = start_emulator()
+    client = stripe.StripeClient("sk_test_x", base_addresses={"api": handle.base_url})
+    ...
+    handle.reset()   # between tests
+    handle.stop()    # end of session
+
+Everything here is also reachable over HTTP under /_emulator/ (see docs/STRIPE_EMULATOR.md).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+from .emulator import Emulator
+from .server import ServerThread
+from .store import State
+
+
+class EmulatorHandle:
+    def __init__(self, server: ServerThread) -> None:
+        self._server = server
+        self.emulator: Emulator = server.emulator
+        self.base_url: str = server.server.base_url
+
+    @property
+    def state(self) -> State:
+        """The live state (objects by id under ``state.objects``); hold ``state.lock`` to read
+        consistently while requests run."""
+        return self.emulator.state
+
+    @property
+    def webhook_secret(self) -> str:
+        return self.emulator.webhooks.secret
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget all objects, idempotency keys, faults, deliveries and logged requests;
+        release any request held by a timeout fault. Webhook configuration and latency stay."""
+        self.emulator.reset()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Replace the clock (``time.time`` by default) used for ``created`` and for the
+        24-hour idempotency expiry."""
+        self.emulator.set_clock(clock)
+
+    def set_latency(self, latency_ms: float) -> None:
+        self.emulator.latency_ms = latency_ms
+
+    # --- request log ---------------------------------------------------------------------------
+
+    def requests(self) -> list[dict]:
+        """/v1 requests since the last reset or clear: {method, path, idempotency_key}."""
+        return self.emulator.state.requests()
+
+    def clear_requests(self) -> None:
+        self.emulator.state.request_log.clear()
+
+    # --- faults --------------------------------------------------------------------------------
+
+    def arm_fault(self, method: str, path: str, kind: str, count: int = 1,
+                  seconds: float = 30.0) -> None:
+        """The next ``count`` requests matching ``method`` ("*" for any) and ``path`` (exact or
+        prefix) get ``kind``: "timeout" (held ``seconds``, unexecuted, then dropped),
+        "error_500", "rate_limit" (429), or "drop_after_work" (executed, then dropped)."""
+        self.emulator.faults.arm(method, path, kind, count, seconds)
+
+    def clear_faults(self) -> None:
+        self.emulator.faults.clear()
+
+    # --- webhooks ------------------------------------------------------------------------------
+
+    def configure_webhooks(self, url: Optional[str], secret: Optional[str] = None, *,
+                           max_attempts: Optional[int] = None, backoff: Optional[float] = None,
+                           timeout: Optional[float] = None) -> None:
+        """Deliver events to ``url`` (None turns deliveries off), signed with ``secret``.
+        ``max_attempts`` in all, retry delays ``backoff`` × 1, 2, 4... seconds."""
+        self.emulator.configure_webhooks(url, secret, max_attempts=max_attempts,
+                                         backoff=backoff, timeout=timeout)
+
+    def deliveries(self) -> list[dict]:
+        """Every delivery: {id, event_id, event_type, url, status (pending / succeeded /
+        failed), attempts, last_status_code, last_error, history}."""
+        return self.emulator.webhooks.deliveries()
+
+    def resend(self, delivery_id: str) -> Optional[dict]:
+        return self.emulator.webhooks.resend(delivery_id)
+
+    def wait_for_deliveries(self, timeout: float = 5.0) -> bool:
+        """Wait until no delivery is queued or in flight (retries included)."""
+        return self.emulator.webhooks.wait_idle(timeout)
+
+    def events(self, type_: Optional[str] = None) -> list[dict]:
+        """Recorded events, oldest first."""
+        st = self.emulator.state
+        with st.lock:
+            ids = st.lists["event"].ids
+            return [st.objects[i] for i in ids
+                    if type_ is None or st.objects[i]["type"] == type_]
+
+    # --- triggers ------------------------------------------------------------------------------
+
+    def trigger_dispute(self, charge_id: str, reason: str = "fraudulent") -> dict:
+        """Open a dispute on a captured charge: ``charge.dispute.created``."""
+        from . import api
+
+        control = self._server.server.control
+        dispute, events = control.act(
+            lambda st, ctx: api.create_dispute(st, ctx, charge_id, reason))
+        self.emulator.webhooks.enqueue(events)
+        return dispute
+
+    def fail_refund(self, refund_id: str) -> dict:
+        """A succeeded refund fails: ``refund.updated`` with status failed."""
+        from . import api
+
+        control = self._server.server.control
+        refund, events = control.act(lambda st, ctx: api.fail_refund(st, ctx, refund_id))
+        self.emulator.webhooks.enqueue(events)
+        return refund
+
+    def complete_3ds(self, intent_id: str, succeed: bool = True) -> dict:
+        """What the 3-D Secure page's Complete (or Fail) button does, without a browser.
+        Returns the intent as it is afterwards. A decline after authentication leaves it in
+        requires_payment_method; other errors raise StripeError."""
+        control = self._server.server.control
+        outcome = control.complete_3ds(intent_id, succeed)
+        self.emulator.webhooks.enqueue(outcome["events"])
+        if outcome["intent"] is None:
+            raise outcome["error"]
+        return outcome["intent"]
+
+    def complete_onboarding(self, account_id: str) -> dict:
+        """What finishing Connect onboarding does: charges and payouts enabled."""
+        from . import api
+
+        control = self._server.server.control
+        acct, events = control.act(lambda st, ctx: api.complete_onboarding(st, ctx, account_id))
+        self.emulator.webhooks.enqueue(events)
+        return acct
+
+
+def start_emulator(*, port: int = 0, webhook_url: Optional[str] = None,
+                   webhook_secret: Optional[str] = None, latency_ms: float = 0,
+                   webhook_backoff: float = 1.0, webhook_max_attempts: int = 4,
+                   clock: Callable[[], float] = time.time) -> EmulatorHandle:
+    """Start an emulator on 127.0.0.1:``port`` (0: a free port) in a daemon thread."""
+    emulator = Emulator(webhook_url=webhook_url, webhook_secret=webhook_secret,
+                        latency_ms=latency_ms, clock=clock, webhook_backoff=webhook_backoff,
+                        webhook_max_attempts=webhook_max_attempts)
+    return EmulatorHandle(ServerThread(emulator, port).start())

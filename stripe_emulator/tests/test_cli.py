@@ -1,0 +1,83 @@
+"""The command line: 127.0.0.1 only, one ready line, clean stop, state file kept across runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import stripe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(port: int, *args: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "stripe_emulator", "--port", str(port), *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.strip() == f"stripe-emulator listening on http://127.0.0.1:{port}", line
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_state_file_survives_a_restart(tmp_path, sig):
+    port = _free_port()
+    state_file = tmp_path / "stripe.json"
+    proc = _start(port, "--state-file", str(state_file))
+    client = stripe.StripeClient("sk_test_cli", base_addresses={"api": f"http://127.0.0.1:{port}"},
+                                 max_network_retries=0)
+    try:
+        cus = client.v1.customers.create(params={"email": "keep@example.com"})
+        pm = client.v1.payment_methods.attach("pm_card_visa", params={"customer": cus.id})
+    finally:
+        proc.send_signal(sig)
+        assert proc.wait(10) == 0
+    data = json.loads(state_file.read_text())
+    assert data["format"] == 1
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+    proc = _start(port, "--state-file", str(state_file))
+    try:
+        assert client.v1.customers.retrieve(cus.id).email == "keep@example.com"
+        listed = client.v1.payment_methods.list(params={"customer": cus.id})
+        assert [p.id for p in listed.data] == [pm.id]
+        pi = client.v1.payment_intents.create(params={
+            "amount": 5000, "currency": "usd", "confirm": True, "customer": cus.id,
+            "payment_method": pm.id, "off_session": True})
+        assert pi.status == "succeeded"
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def test_binds_loopback_only():
+    port = _free_port()
+    proc = _start(port)
+    try:
+        addresses = [a for a in _local_addresses() if not a.startswith("127.")]
+        for address in addresses:
+            with socket.socket() as s:
+                s.settimeout(1)
+                assert s.connect_ex((address, port)) != 0, address
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def _local_addresses() -> list[str]:
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return []
+    return sorted({info[4][0] for info in infos})
