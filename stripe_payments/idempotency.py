@@ -92,9 +92,11 @@ def run_idempotent(*, user, key: str | None, scope: str, data: Any,
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(user=user, key=key, scope=scope, request_hash=digest)
-        return _run(handler, record, None)
     except IntegrityError:
         record = IdempotencyRecord.objects.get(user=user, key=key)
+    else:
+        # Outside the try: an IntegrityError of the handler's own writes is not a twin's key.
+        return _run(handler, record, None)
 
     if record.scope != scope or not hmac.compare_digest(record.request_hash, digest):
         raise IdempotencyConflict()

@@ -46,19 +46,27 @@ class AddPaymentMethodOutputSerializer(serializers.Serializer):
     saved = serializers.BooleanField()
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """A datetime that must carry its timezone: DRF would silently make a naive one aware in
+    TIME_ZONE, so the contract's "naive is 400" has to be checked here, before that happens."""
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            raise serializers.ValidationError("Give a timezone, e.g. 2030-01-01T10:00:00Z.")
+        return super().enforce_timezone(value)
+
+
 class ProcessPaymentInputSerializer(serializers.Serializer):
     gig_id = serializers.IntegerField(min_value=1)
     card_details = CardDetailsSerializer(required=False)
     saved_payment_method_id = serializers.CharField(required=False, max_length=255)
     payment_method_id = serializers.CharField(required=False, max_length=255)
     save_card = serializers.BooleanField(required=False, default=False)
-    scheduled_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    scheduled_at = AwareDateTimeField(required=False, allow_null=True, default=None)
 
     def validate_scheduled_at(self, value):
         if value is None:
             return value
-        if timezone.is_naive(value):
-            raise serializers.ValidationError("Give a timezone, e.g. 2030-01-01T10:00:00Z.")
         if value <= timezone.now():
             raise serializers.ValidationError("The lesson must be scheduled in the future.")
         return value

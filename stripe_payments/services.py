@@ -397,7 +397,12 @@ def payment_settle(*, payment: Payment) -> Payment:
 def payment_settle_by_intent_id(*, payment_intent_id: str) -> Payment | None:
     payment = Payment.objects.filter(stripe_payment_intent_id=payment_intent_id).first()
     if payment is None:
-        intent = gateway.payment_intent_retrieve(payment_intent_id)
+        try:
+            intent = gateway.payment_intent_retrieve(payment_intent_id)
+        except gateway.ProviderInvalidRequest as exc:
+            if exc.stripe_code == "resource_missing":
+                return None  # an id Stripe does not know: the return page answers 404
+            raise
         raw_id = intent.metadata.get("payment_id", "")
         payment = Payment.objects.filter(pk=int(raw_id)).first() if raw_id.isdigit() else None
         if payment is None:

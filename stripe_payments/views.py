@@ -16,6 +16,7 @@ from linguaflex.pagination import StandardPagination
 from linguaflex.throttling import PaymentThrottle
 
 from . import selectors, services
+from .gateway import ProviderInvalidRequest
 from .idempotency import Outcome, run_idempotent, validate_key
 from .models import PaymentStatus
 from .serializers import (
@@ -240,7 +241,12 @@ class PaymentReturnView(APIView):
                     "booking_id": process_payment_body(payment, saved=False)["booking_id"],
                     "message": _RETURN_MESSAGES.get(payment.status, f"The payment is {payment.status}.")}
         elif si_id:
-            result, saved = services.setup_intent_settle(setup_intent_id=si_id)
+            try:
+                result, saved = services.setup_intent_settle(setup_intent_id=si_id)
+            except ProviderInvalidRequest as exc:
+                if exc.stripe_code != "resource_missing":
+                    raise
+                raise DomainError("Unknown card set-up.", code="not_found", status_code=404) from None
             ok = result.status == "succeeded"
             data = {"success": ok, "kind": "card", "status": result.status,
                     "payment_method_id": saved.stripe_payment_method_id if saved else None,
