@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from . import gateway, refunds, services
+from . import gateway, keys, refunds, services
 from .models import UNSETTLED_STATUSES, Payment, PaymentStatus, RefundRequest, RefundRequestStatus
 
 logger = logging.getLogger(__name__)
@@ -45,11 +45,14 @@ def reconcile_payment(payment: Payment, report: ReconcileReport) -> None:
         "requires_payment_method", "requires_confirmation", "requires_action"
     ):
         # Abandoned (3-D Secure never finished): cancel at Stripe so it can never be charged later.
-        canceled = gateway.payment_intent_cancel(intent.id, idempotency_key=f"lf-payment-{payment.pk}-cancel")
-        payment = services.payment_settle_from_intent(payment_id=payment.pk, intent=canceled)
-        if payment.status in UNSETTLED_STATUSES or payment.status == PaymentStatus.CANCELED:
+        # It is marked failed ("the rest failed"): settling from the canceled intent first would
+        # leave it ``canceled``, which ``_mark_failed`` no longer moves.
+        canceled = gateway.payment_intent_cancel(intent.id, idempotency_key=keys.payment_key(payment, "cancel"))
+        if canceled.status == "canceled":
             _fail(payment, code="abandoned", message="The payment was not completed in time.")
             payment.refresh_from_db()
+        else:  # it moved on at Stripe meanwhile
+            payment = services.payment_settle_from_intent(payment_id=payment.pk, intent=canceled)
     if payment.status != before:
         booking = " with its booking" if payment.status == PaymentStatus.SUCCEEDED else ""
         report.note(f"payment {payment.pk}: {before} -> {payment.status}{booking}")

@@ -26,7 +26,7 @@ from bookings.services import booking_create_for_payment
 from gigs.models import Gig
 from linguaflex.errors import DomainError, Forbidden, InvalidState, NotFound
 
-from . import gateway, notifications
+from . import gateway, keys, notifications
 from .cards import CardInput, card_brand
 from .gateway import CardError, IntentResult, SetupResult
 from .models import Payment, PaymentStatus, SavedPaymentMethod, StripeCustomer
@@ -60,7 +60,7 @@ def customer_get_or_create(*, user) -> str:
     existing = StripeCustomer.objects.filter(user=user).values_list("stripe_customer_id", flat=True).first()
     if existing:
         return existing
-    customer_id = gateway.customer_create(email=user.email, user_id=user.pk, idempotency_key=f"lf-customer-{user.pk}")
+    customer_id = gateway.customer_create(email=user.email, user_id=user.pk, idempotency_key=keys.customer_key(user))
     try:
         with transaction.atomic():
             StripeCustomer.objects.create(user=user, stripe_customer_id=customer_id)
@@ -127,7 +127,7 @@ def payment_method_add(*, user, card: CardInput, save_for_future: bool, idempote
     try:
         result = gateway.setup_intent_create(
             customer_id=customer_id, card=card, return_url=_return_url(),
-            idempotency_key=f"lf-setup-{user.pk}-{key_part}",
+            idempotency_key=keys.user_scoped_key(user, "setup", key_part),
             metadata={"user_id": str(user.pk), "save": "true" if save_for_future else "false"},
         )
     except CardError as exc:
@@ -223,7 +223,7 @@ def _metadata(payment: Payment) -> dict[str, str]:
 
 
 def _stripe_key(payment: Payment, step: str = "create") -> str:
-    return f"lf-payment-{payment.pk}-{step}"
+    return keys.payment_key(payment, step)
 
 
 @sensitive_variables("card")

@@ -248,9 +248,13 @@ class PaymentReturnView(APIView):
                     raise
                 raise DomainError("Unknown card set-up.", code="not_found", status_code=404) from None
             ok = result.status == "succeeded"
-            data = {"success": ok, "kind": "card", "status": result.status,
-                    "payment_method_id": saved.stripe_payment_method_id if saved else None,
-                    "message": "Your card is saved." if ok else "The card could not be authenticated."}
+            # A card verified without saving (save_for_future: false) still returns its id, for one payment.
+            pm_id = saved.stripe_payment_method_id if saved else (
+                result.payment_method.id if ok and result.payment_method else None)
+            message = ("Your card is saved." if saved else "Your card is verified.") if ok \
+                else "The card could not be authenticated."
+            data = {"success": ok, "kind": "card", "status": result.status, "saved": saved is not None,
+                    "payment_method_id": pm_id, "message": message}
         else:
             raise DomainError("Give payment_intent or setup_intent.", fields={"payment_intent": ["This field is required."]})
         if request.accepted_renderer.format == "json":

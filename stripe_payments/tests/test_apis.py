@@ -16,6 +16,7 @@ from django.utils import timezone
 from bookings.models import Booking
 from stripe_payments import gateway, services
 from stripe_payments.models import IdempotencyRecord, Payment, PaymentStatus, SavedPaymentMethod, StripeCustomer
+from stripe_payments.keys import payment_key
 
 from .conftest import (
     ADD_URL,
@@ -210,6 +211,18 @@ def test_3ds_add_payment_method_saves_the_card_after_authentication_then_pays_of
     assert response.json()["status"] == "succeeded" and response.json()["booking_id"]
     assert response.json()["payment_method_saved"] is True
     assert len(stripe_calls(stripe_emulator)) == 1
+
+
+def test_3ds_card_verified_without_saving_returns_its_id_after_authentication(stripe_emulator, add_card, api_client):
+    error = _error(add_card(THREE_DS, save_for_future=False))
+    assert error["code"] == "authentication_required"
+
+    page = api_client.get(_through_3ds_page(error["redirect_url"]), HTTP_ACCEPT="application/json")
+
+    body = page.json()
+    assert page.status_code == 200 and body["success"] is True and body["saved"] is False
+    assert body["payment_method_id"].startswith("pm_")
+    assert not SavedPaymentMethod.objects.exists()
 
 
 def test_3ds_add_payment_method_with_failed_authentication_saves_nothing(stripe_emulator, add_card, api_client):
@@ -626,7 +639,7 @@ def test_a_5xx_is_not_stored_and_the_retry_resumes_the_same_payment(stripe_emula
     payment = Payment.objects.get()  # the retry resumed the first payment
     assert retried.json()["payment_id"] == payment.pk
     keys = {c["idempotency_key"] for c in _pi_creates(stripe_emulator)}
-    assert keys == {f"lf-payment-{payment.pk}-create"}
+    assert keys == {payment_key(payment)}
     assert len(_pi_creates(stripe_emulator)) == 3
     assert Booking.objects.count() == 1
 
@@ -758,7 +771,7 @@ def test_timeout_answers_504_and_leaves_the_payment_processing_without_booking(s
     assert payment.status == PaymentStatus.PROCESSING
     assert not Booking.objects.exists()
     keys = [c["idempotency_key"] for c in _pi_creates(stripe_emulator)]
-    assert keys == [f"lf-payment-{payment.pk}-create"] * 2
+    assert keys == [payment_key(payment)] * 2
 
 
 def test_provider_500_answers_502_after_retries_without_booking(stripe_emulator, pay, settings):
