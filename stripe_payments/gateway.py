@@ -569,3 +569,18 @@ def webhook_event_verify(payload: bytes, signature_header: str | None) -> EventI
         created=int(event.get("created") or 0),
         payment_intent_id=pi_id,
     )
+
+
+def payment_intent_find_for_payment(payment_id: int) -> IntentResult | None:
+    """The PaymentIntent created for one of our payments whose answer never reached us (a dropped
+    connection), found by its metadata through Stripe's search API (eventually consistent at
+    Stripe, about a minute behind: reconciliation looks only at payments older than that)."""
+    page = _plain(_call("payment_intents.search", lambda: _client().v1.payment_intents.search(
+        params={"query": f"metadata['payment_id']:'{int(payment_id)}'", "limit": 10})))
+    found = page.get("data") or []
+    if not found:
+        return None
+    # Several exist only if an idempotency key expired between retries; the furthest along wins.
+    rank = {"succeeded": 0, "processing": 1, "requires_capture": 2, "requires_action": 3}
+    best = min(found, key=lambda pi: (rank.get(pi.get("status"), 9), -int(pi.get("created") or 0)))
+    return payment_intent_retrieve(best["id"])

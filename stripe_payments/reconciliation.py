@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 
 from . import gateway, keys, refunds, services
@@ -67,10 +66,12 @@ def reconcile(*, older_than: timedelta) -> ReconcileReport:
             reconcile_payment(payment, report)
         except gateway.GatewayError as exc:
             report.errors.append(f"payment {payment.pk}: {exc.code}: {exc.message}")
-    # Refunds Stripe accepted but had not finished, and requests whose answer was lost.
+    # Refunds Stripe accepted but had not finished, and approvals whose answer was lost (rolled
+    # back, so nothing marks them but Stripe's refund, found by its refund_request_id metadata):
+    # every request still pending after the cutoff is checked against Stripe's list.
     held = RefundRequest.objects.filter(
-        Q(status=RefundRequestStatus.PENDING) & ~Q(stripe_refund_id=None) & Q(updated_at__lt=cutoff)
-    ).values_list("payment_id", flat=True).distinct()
+        status=RefundRequestStatus.PENDING, updated_at__lt=cutoff
+    ).order_by("payment_id").values_list("payment_id", flat=True).distinct()
     for payment_id in held:
         try:
             before = list(RefundRequest.objects.filter(payment_id=payment_id).values_list("pk", "status"))

@@ -5,9 +5,12 @@ Exactly once, by construction:
 - a booking's refund holds the booking's row lock across the state check, the Stripe call and the
   state change; Stripe's idempotency key derives from the booking, so a racer that loses the lock
   finds the booking moved (409) and a retry after a lost answer gets Stripe's first refund back;
-- a refund request's Stripe key derives from the request, so a doubled approval refunds once;
+- a refund request's Stripe key derives from the request (``keys.row_key``), so a doubled approval
+  refunds once;
 - a refund counts into the payment once (``RefundRequest.applied``), under the payment's row lock,
-  whichever of the API answer, the webhook or reconciliation records it first.
+  whichever of the API answer, the webhook or reconciliation records it first;
+- locks are always taken in one order, the payment, then its refund requests, then its booking, so
+  a decline racing an approval (or a webhook) waits for it instead of deadlocking.
 The split is reversed cumulatively (``money.split_refunded``), so a full refund returns exactly the
 fee and the teacher's share.
 """
@@ -24,7 +27,7 @@ from bookings.models import Booking, BookingStatus
 from bookings.services import booking_transition, ensure_student_of, ensure_teacher_of
 from linguaflex.errors import DomainError, Forbidden, InvalidState, NotFound, ValidationFailed
 
-from . import gateway, notifications
+from . import gateway, keys, notifications
 from .models import (
     CAPTURED_STATUSES,
     Payment,
@@ -118,20 +121,26 @@ def _issue(refund: RefundRequest, *, key: str, metadata: dict[str, str]) -> Refu
     """Call Stripe for a locked, pending request and record the answer in the same transaction.
 
     A 503/504 rolls the caller's transaction back: the request stays pending and a retry reuses
-    the same idempotency key, so Stripe refunds once."""
+    the same idempotency key with the same parameters (``metadata`` must not name rows a rollback
+    can take away), so Stripe refunds once."""
     payment = refund.payment
     result = gateway.refund_create(
         payment_intent_id=payment.stripe_payment_intent_id, amount_cents=refund.amount_cents,
         idempotency_key=key, reason=_STRIPE_REASON.get(refund.kind),
-        metadata={"refund_request_id": str(refund.pk), "payment_id": str(payment.pk), "kind": refund.kind, **metadata},
+        metadata={"payment_id": str(payment.pk), "kind": refund.kind, **metadata},
     )
     return _record_result(refund, result)
 
 
 # --- decline, cancel, expiry: full refunds of a pending booking ------------------------------------------
 def _booking_refund(*, booking_id: int, kind: str, actor) -> Booking:
+    payment_id = Booking.objects.filter(pk=booking_id).values_list("payment_id", flat=True).first()
+    if payment_id is None:
+        raise NotFound("Booking not found.")
     with transaction.atomic():
-        booking = Booking.objects.select_for_update().select_related("payment").get(pk=booking_id)
+        # Lock order, everywhere: payment, then its refund requests, then its booking (see the module doc).
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        booking = Booking.objects.select_for_update().get(pk=booking_id)
         if kind == RefundKind.DECLINE:
             ensure_teacher_of(booking, actor)
         elif kind == RefundKind.CANCEL:
@@ -140,7 +149,6 @@ def _booking_refund(*, booking_id: int, kind: str, actor) -> Booking:
             raise InvalidState(f"A {booking.get_status_display().lower()} booking cannot be "
                                f"{'declined' if kind != RefundKind.CANCEL else 'cancelled'}.",
                                extra={"status": booking.status})
-        payment = Payment.objects.select_for_update().get(pk=booking.payment_id)
         # A student's pending partial request is superseded by this full refund.
         RefundRequest.objects.filter(payment=payment, status=RefundRequestStatus.PENDING).update(
             status=RefundRequestStatus.REJECTED, decision_note="Superseded by the booking's full refund.",
@@ -152,7 +160,10 @@ def _booking_refund(*, booking_id: int, kind: str, actor) -> Booking:
                 reason=f"Booking {kind}", decided_by=None, decided_at=timezone.now(),
             )
             refund.payment = payment
-            _issue(refund, key=f"lf-booking-{booking.pk}-refund", metadata={"booking_id": str(booking.pk)})
+            # No request id in the metadata: this request is rolled back with a 503/504, and the
+            # retry's new one must send Stripe the very same parameters under the booking's key.
+            _issue(refund, key=keys.row_key("booking", booking.pk, booking.created_at, "refund"),
+                   metadata={"booking_id": str(booking.pk)})
         booking.refresh_from_db()
         if booking.status == BookingStatus.PENDING_CONFIRMATION:
             booking = booking_transition(booking_id=booking.pk, to=_BOOKING_TARGET[kind])
@@ -198,7 +209,7 @@ def refund_request_create(*, student, payment: Payment, amount_cents: int | None
 
 
 def _lock_pending(refund_request_id: int) -> RefundRequest:
-    refund = RefundRequest.objects.select_for_update().select_related("payment").filter(pk=refund_request_id).first()
+    refund = RefundRequest.objects.select_for_update().filter(pk=refund_request_id).first()
     if refund is None:
         raise NotFound("Refund request not found.")
     # A pending request that Stripe already holds (approved, refund still pending there) is decided.
@@ -216,9 +227,13 @@ def refund_request_approve(*, admin, refund_request_id: int, note: str = "") -> 
     """Issue the Stripe refund: ``succeeded``, or ``failed`` with ``failure_reason``. What is left
     is checked again under the payment's row lock."""
     _ensure_admin(admin)
+    payment_id = RefundRequest.objects.filter(pk=refund_request_id).values_list("payment_id", flat=True).first()
+    if payment_id is None:
+        raise NotFound("Refund request not found.")
     with transaction.atomic():
+        # The payment first, as every money workflow does: a decline racing this approval waits, never deadlocks.
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
         refund = _lock_pending(refund_request_id)
-        payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
         if payment.status not in CAPTURED_STATUSES and payment.status != PaymentStatus.DISPUTED:
             raise InvalidState(f"A {payment.status} payment cannot be refunded.", extra={"status": payment.status})
         if refund.amount_cents > payment.refundable_cents:
@@ -229,7 +244,18 @@ def refund_request_approve(*, admin, refund_request_id: int, note: str = "") -> 
             refund.decision_note = note
         refund.save(update_fields=["decided_by", "decided_at", "decision_note", "updated_at"])
         refund.payment = payment
-        return _issue(refund, key=f"lf-refund-{refund.pk}", metadata={})
+        try:
+            with transaction.atomic():
+                return _issue(refund, key=keys.row_key("refund", refund.pk, refund.created_at),
+                              metadata={"refund_request_id": str(refund.pk)})
+        except gateway.ProviderInvalidRequest as exc:
+            # Stripe refused the refund itself (a disputed charge, already refunded there, ...):
+            # the request failed, with Stripe's reason; no money moved.
+            refund.status = RefundRequestStatus.FAILED
+            refund.failure_reason = exc.message[:255]
+            refund.save(update_fields=["status", "failure_reason", "updated_at"])
+            notifications.refund_outcome(refund_id=refund.pk)
+            return refund
 
 
 def refund_request_reject(*, admin, refund_request_id: int, note: str) -> RefundRequest:
@@ -246,23 +272,32 @@ def refund_request_reject(*, admin, refund_request_id: int, note: str) -> Refund
 
 
 def admin_refund_create(*, admin, payment: Payment, amount_cents: int | None, reason: str) -> RefundRequest:
-    """An admin refunds directly: a request created and approved at once."""
+    """An admin refunds directly: a request created and approved at once.
+
+    The request is committed before Stripe is called, so its Stripe key (its id and creation instant)
+    survives a 503/504: it stays pending, to approve again, and a retry of this call with the same
+    amount approves that same request instead of refunding a second time."""
     _ensure_admin(admin)
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        if locked.status not in CAPTURED_STATUSES:
-            raise InvalidState(f"A {locked.status} payment cannot be refunded.", extra={"status": locked.status})
-        left = locked.refundable_cents
-        amount = left if amount_cents is None else amount_cents
-        if amount <= 0 or amount > left:
-            raise _amount_error(left)
-        try:
-            with transaction.atomic():
-                refund = RefundRequest.objects.create(payment=locked, amount_cents=amount, kind=RefundKind.ADMIN,
-                                                      reason=reason, requested_by=admin)
-        except IntegrityError:
-            raise RefundPending() from None
-        return refund_request_approve(admin=admin, refund_request_id=refund.pk)
+        own = RefundRequest.objects.filter(payment=locked, status=RefundRequestStatus.PENDING, kind=RefundKind.ADMIN,
+                                           requested_by=admin, stripe_refund_id=None).first()
+        if own is not None and own.amount_cents == (locked.refundable_cents if amount_cents is None else amount_cents):
+            refund = own
+        else:
+            if locked.status not in CAPTURED_STATUSES:
+                raise InvalidState(f"A {locked.status} payment cannot be refunded.", extra={"status": locked.status})
+            left = locked.refundable_cents
+            amount = left if amount_cents is None else amount_cents
+            if amount <= 0 or amount > left:
+                raise _amount_error(left)
+            try:
+                with transaction.atomic():
+                    refund = RefundRequest.objects.create(payment=locked, amount_cents=amount, kind=RefundKind.ADMIN,
+                                                          reason=reason, requested_by=admin)
+            except IntegrityError:
+                raise RefundPending() from None
+    return refund_request_approve(admin=admin, refund_request_id=refund.pk)
 
 
 # --- syncing from Stripe (webhooks, reconciliation) --------------------------------------------------------
@@ -282,15 +317,26 @@ def payment_sync_refunds(*, payment_id: int) -> Payment:
                 raw = result.metadata.get("refund_request_id", "")
                 if raw.isdigit():
                     refund = RefundRequest.objects.select_for_update().filter(pk=int(raw), payment=payment).first()
+            closes = None
             if refund is None:
                 if result.status != "succeeded":
                     continue
+                # A decline, cancel or expiry whose answer Stripe never delivered (its transaction
+                # rolled back): it closes the booking as that kind. Anything else is a dashboard refund.
+                kind = result.metadata.get("kind", "")
+                closes = kind if kind in _BOOKING_TARGET and result.metadata.get("booking_id") else None
                 refund = RefundRequest.objects.create(
-                    payment=payment, amount_cents=result.amount, kind=RefundKind.EXTERNAL,
-                    status=RefundRequestStatus.SUCCEEDED, reason="Refunded outside LinguaFlex (Stripe dashboard)",
+                    payment=payment, amount_cents=result.amount, kind=closes or RefundKind.EXTERNAL,
+                    status=RefundRequestStatus.SUCCEEDED,
+                    reason=f"Booking {closes}" if closes else "Refunded outside LinguaFlex (Stripe dashboard)",
                     requested_by=payment.student, decided_at=timezone.now(), stripe_refund_id=result.id,
                 )
             refund.payment = payment
             _record_result(refund, result)
             payment.refresh_from_db()
+            if closes:
+                booking = Booking.objects.filter(payment_id=payment.pk).first()
+                if booking is not None and booking.status == _BOOKING_TARGET[closes]:
+                    booking_notifications.booking_closed(booking_id=booking.pk, kind=closes)
+                    notifications.refund_outcome(refund_id=refund.pk)
     return payment
