@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 PG_URL ?= postgres://postgres@127.0.0.1:5432/linguaflex
 
-.PHONY: run test test-postgres bench qa migrate demo check-deploy clean help
+.PHONY: run test test-postgres lint bench qa migrate demo check-deploy clean help
 
 help:
 	@echo "make run | make test | make test-postgres | make bench | make check-deploy | make clean"
@@ -38,6 +38,9 @@ run: demo
 
 test: $(VENV)/.deps-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.deps-dev
+	$(VENV)/bin/ruff check .
 
 test-postgres: $(VENV)/.deps-dev
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest $(PYTEST_ARGS)

@@ -28,7 +28,6 @@ from .serializers import (
     UserSerializer,
 )
 
-
 # What a 401 names in WWW-Authenticate. DRF turns a 401 into a 403 on a view without
 # authentication classes unless the view names a scheme, so public views name it themselves.
 WWW_AUTHENTICATE = 'Bearer realm="api"'

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from linguaflex.openapi import error_responses
-from linguaflex.pagination import StandardPagination
-
+from linguaflex.openapi import PAGE_PARAMETERS, error_responses
+from linguaflex.pagination import paginated_response
 from stripe_payments import refunds
 
 from . import selectors, services
@@ -16,16 +15,14 @@ from .serializers import BookingListQuerySerializer, BookingOutputSerializer
 class BookingListView(APIView):
     @extend_schema(
         operation_id="bookings_list",
-        parameters=[BookingListQuerySerializer, OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        parameters=[BookingListQuerySerializer, *PAGE_PARAMETERS],
         responses={200: BookingOutputSerializer(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request):
         query = BookingListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         bookings = selectors.booking_list(user=request.user, status=query.validated_data.get("status"))
-        paginator = StandardPagination()
-        page = paginator.paginate_queryset(bookings, request, view=self)
-        return paginator.get_paginated_response(BookingOutputSerializer(page, many=True).data)
+        return paginated_response(request, self, bookings, BookingOutputSerializer)
 
 
 class BookingDetailView(APIView):
@@ -49,12 +46,14 @@ class _BookingActionView(APIView):
 _ACTION_ERRORS = error_responses(401, 403, 404, 409)
 
 
-@extend_schema_view(post=extend_schema(operation_id="bookings_confirm", request=None, responses={200: BookingOutputSerializer, **_ACTION_ERRORS}))
+@extend_schema_view(post=extend_schema(
+    operation_id="bookings_confirm", request=None, responses={200: BookingOutputSerializer, **_ACTION_ERRORS}))
 class BookingConfirmView(_BookingActionView):
     action_service = staticmethod(services.booking_confirm)
 
 
-@extend_schema_view(post=extend_schema(operation_id="bookings_complete", request=None, responses={200: BookingOutputSerializer, **_ACTION_ERRORS}))
+@extend_schema_view(post=extend_schema(
+    operation_id="bookings_complete", request=None, responses={200: BookingOutputSerializer, **_ACTION_ERRORS}))
 class BookingCompleteView(_BookingActionView):
     action_service = staticmethod(services.booking_complete)
 

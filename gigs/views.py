@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from linguaflex.openapi import error_responses
-from linguaflex.pagination import StandardPagination
+from linguaflex.openapi import PAGE_PARAMETERS, error_responses
+from linguaflex.pagination import paginated_response
 
 from . import selectors, services
 from .serializers import GigInputSerializer, GigListQuerySerializer, GigOutputSerializer, GigUpdateSerializer
@@ -22,7 +22,7 @@ def _to_service_fields(data: dict) -> dict:
 class GigListCreateView(APIView):
     @extend_schema(
         operation_id="gigs_list",
-        parameters=[GigListQuerySerializer, OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        parameters=[GigListQuerySerializer, *PAGE_PARAMETERS],
         responses={200: GigOutputSerializer(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request):
@@ -36,9 +36,7 @@ class GigListCreateView(APIView):
             mine=params.get("mine", False),
             ordering=params.get("ordering"),
         )
-        paginator = StandardPagination()
-        page = paginator.paginate_queryset(gigs, request, view=self)
-        return paginator.get_paginated_response(GigOutputSerializer(page, many=True).data)
+        return paginated_response(request, self, gigs, GigOutputSerializer)
 
     @extend_schema(
         operation_id="gigs_create",

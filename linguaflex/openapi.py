@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 _ERROR_DESCRIPTIONS = {
@@ -53,3 +53,13 @@ JSON_BODY = (400, 413, 415)
 
 def success_serializer(name: str = "SuccessResponse"):
     return inline_serializer(name, {"success": serializers.BooleanField()})
+
+
+# The query parameters of every paginated list.
+PAGE_PARAMETERS = [OpenApiParameter("page", int), OpenApiParameter("page_size", int)]
+
+# The Idempotency-Key header of payment, card and refund writes.
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Up to 255 characters. The same key and body replay the first answer; another body is 409.",
+)

@@ -7,3 +7,10 @@ class StandardPagination(PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+
+
+def paginated_response(request, view, queryset, serializer_class):
+    """One page of ``queryset`` in DRF's page shape (a page past the end is the JSON 404)."""
+    paginator = StandardPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)

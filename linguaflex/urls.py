@@ -10,7 +10,6 @@ urlpatterns = [
     path("gigs/", include("gigs.urls")),
     path("bookings/", include("bookings.urls")),
     path("stripe-payments/", include("stripe_payments.urls")),
-    path("stripe-payments/", include("stripe_payments.refund_urls")),
     path("health/", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -14,8 +14,7 @@ from typing import Callable, Optional
 from . import cards, objects
 from .cards import BEHAVIOURS, TEST_PAYMENT_METHODS, CardSummary
 from .errors import StripeError, invalid, missing, param_missing
-from .params import (check_card_fields, get_bool, get_dict, get_enum, get_int, get_list,
-                     get_str, merge_metadata)
+from .params import check_card_fields, get_bool, get_dict, get_enum, get_int, get_list, get_str, merge_metadata
 from .store import Context, IdList, State, snapshot
 
 CURRENCIES = ("usd",)

@@ -165,7 +165,7 @@ def decode_form(pairs: Iterable[tuple[str, str]]) -> dict:
         else:
             parts = [key[:bracket]] + _KEY_PART.findall(key[bracket:])
         node = root
-        for i, part in enumerate(parts[:-1]):
+        for part in parts[:-1]:
             nxt = node.get(part)
             if not isinstance(nxt, dict):
                 nxt = node[part] = {}

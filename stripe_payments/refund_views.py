@@ -10,8 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from linguaflex.errors import DomainError, Forbidden
-from linguaflex.openapi import error_responses
-from linguaflex.pagination import StandardPagination
+from linguaflex.openapi import IDEMPOTENCY_HEADER, PAGE_PARAMETERS, error_responses
+from linguaflex.pagination import paginated_response
 from linguaflex.throttling import PaymentThrottle
 
 from . import refunds, selectors, webhooks
@@ -24,10 +24,21 @@ from .refund_serializers import (
     RefundRequestSerializer,
 )
 
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description="Up to 255 characters. The same key and body replay the first answer; another body is 409.",
-)
+
+def _create_refund(request, *, scope: str, create) -> Response:
+    """Validate, then create a refund request once per Idempotency-Key; 201 with the request."""
+    serializer = RefundCreateInputSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+
+    def handler(resume, remember) -> Outcome:
+        payment = selectors.payment_get_visible(user=request.user, payment_id=data["payment_id"])
+        refund = create(request.user, payment=payment, amount_cents=data.get("amount"), reason=data.get("reason", ""))
+        return Outcome(201, RefundRequestSerializer(refund).data)
+
+    key = validate_key(request.headers.get("Idempotency-Key"))
+    outcome = run_idempotent(user=request.user, key=key, scope=scope, data=request.data, handler=handler)
+    return Response(outcome.body, status=outcome.status)
 
 
 class RefundListCreateView(APIView):
@@ -35,16 +46,14 @@ class RefundListCreateView(APIView):
 
     @extend_schema(
         operation_id="refunds_list",
-        parameters=[RefundListQuerySerializer, OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        parameters=[RefundListQuerySerializer, *PAGE_PARAMETERS],
         responses={200: RefundRequestSerializer(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request):
         query = RefundListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         items = selectors.refund_request_list(user=request.user, status=query.validated_data.get("status"))
-        paginator = StandardPagination()
-        page = paginator.paginate_queryset(items, request, view=self)
-        return paginator.get_paginated_response(RefundRequestSerializer(page, many=True).data)
+        return paginated_response(request, self, items, RefundRequestSerializer)
 
     @extend_schema(
         operation_id="refunds_request",
@@ -53,20 +62,8 @@ class RefundListCreateView(APIView):
         responses={201: RefundRequestSerializer, **error_responses(400, 401, 403, 404, 409, 413, 415, 429)},
     )
     def post(self, request):
-        serializer = RefundCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        key = validate_key(request.headers.get("Idempotency-Key"))
-
-        def handler(resume, remember) -> Outcome:
-            payment = selectors.payment_get_visible(user=request.user, payment_id=data["payment_id"])
-            refund = refunds.refund_request_create(student=request.user, payment=payment,
-                                                   amount_cents=data.get("amount"), reason=data.get("reason", ""))
-            return Outcome(201, RefundRequestSerializer(refund).data)
-
-        outcome = run_idempotent(user=request.user, key=key, scope="refund-request", data=request.data,
-                                 handler=handler)
-        return Response(outcome.body, status=outcome.status)
+        return _create_refund(request, scope="refund-request", create=lambda user, **kw: refunds.refund_request_create(
+            student=user, **kw))
 
 
 class AdminRefundCreateView(APIView):
@@ -82,19 +79,8 @@ class AdminRefundCreateView(APIView):
     def post(self, request):
         if not request.user.is_admin:
             raise Forbidden("Only admins issue refunds directly.")
-        serializer = RefundCreateInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        key = validate_key(request.headers.get("Idempotency-Key"))
-
-        def handler(resume, remember) -> Outcome:
-            payment = selectors.payment_get_visible(user=request.user, payment_id=data["payment_id"])
-            refund = refunds.admin_refund_create(admin=request.user, payment=payment,
-                                                 amount_cents=data.get("amount"), reason=data.get("reason", ""))
-            return Outcome(201, RefundRequestSerializer(refund).data)
-
-        outcome = run_idempotent(user=request.user, key=key, scope="admin-refund", data=request.data, handler=handler)
-        return Response(outcome.body, status=outcome.status)
+        return _create_refund(request, scope="admin-refund", create=lambda user, **kw: refunds.admin_refund_create(
+            admin=user, **kw))
 
 
 class RefundApproveView(APIView):

@@ -192,20 +192,29 @@ def refund_request_create(*, student, payment: Payment, amount_cents: int | None
         raise Forbidden("Only the student who paid can request a refund.")
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status not in CAPTURED_STATUSES:
-            raise InvalidState(f"A {payment.status} payment cannot be refunded.", extra={"status": payment.status})
-        left = payment.refundable_cents
-        amount = left if amount_cents is None else amount_cents
-        if amount <= 0 or amount > left:
-            raise _amount_error(left)
-        try:
-            with transaction.atomic():
-                refund = RefundRequest.objects.create(payment=payment, amount_cents=amount, kind=RefundKind.REQUESTED,
-                                                      reason=reason, requested_by=student)
-        except IntegrityError:
-            raise RefundPending() from None
+        refund = _new_pending_request(payment, amount_cents=amount_cents, kind=RefundKind.REQUESTED,
+                                      reason=reason, requested_by=student)
     notifications.refund_requested(refund_id=refund.pk)
     return refund
+
+
+def _new_pending_request(payment: Payment, *, amount_cents: int | None, kind: str, reason: str,
+                         requested_by) -> RefundRequest:
+    """A pending request on a locked, captured payment; ``None`` asks for all that is left.
+
+    At most one pending request per payment (a partial unique constraint): 409 ``refund_pending``."""
+    if payment.status not in CAPTURED_STATUSES:
+        raise InvalidState(f"A {payment.status} payment cannot be refunded.", extra={"status": payment.status})
+    left = payment.refundable_cents
+    amount = left if amount_cents is None else amount_cents
+    if amount <= 0 or amount > left:
+        raise _amount_error(left)
+    try:
+        with transaction.atomic():
+            return RefundRequest.objects.create(payment=payment, amount_cents=amount, kind=kind, reason=reason,
+                                                requested_by=requested_by)
+    except IntegrityError:
+        raise RefundPending() from None
 
 
 def _lock_pending(refund_request_id: int) -> RefundRequest:
@@ -285,18 +294,8 @@ def admin_refund_create(*, admin, payment: Payment, amount_cents: int | None, re
         if own is not None and own.amount_cents == (locked.refundable_cents if amount_cents is None else amount_cents):
             refund = own
         else:
-            if locked.status not in CAPTURED_STATUSES:
-                raise InvalidState(f"A {locked.status} payment cannot be refunded.", extra={"status": locked.status})
-            left = locked.refundable_cents
-            amount = left if amount_cents is None else amount_cents
-            if amount <= 0 or amount > left:
-                raise _amount_error(left)
-            try:
-                with transaction.atomic():
-                    refund = RefundRequest.objects.create(payment=locked, amount_cents=amount, kind=RefundKind.ADMIN,
-                                                          reason=reason, requested_by=admin)
-            except IntegrityError:
-                raise RefundPending() from None
+            refund = _new_pending_request(locked, amount_cents=amount_cents, kind=RefundKind.ADMIN, reason=reason,
+                                          requested_by=admin)
     return refund_request_approve(admin=admin, refund_request_id=refund.pk)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import refund_views, views
 
 app_name = "stripe_payments"
 
@@ -17,4 +17,9 @@ urlpatterns = [
     path("create-payment-intent/", views.CreatePaymentIntentView.as_view(), name="create_payment_intent"),
     path("confirm-payment/", views.ConfirmPaymentView.as_view(), name="confirm_payment"),
     path("payment-return/", views.PaymentReturnView.as_view(), name="payment_return"),
+    path("refunds/", refund_views.RefundListCreateView.as_view(), name="refunds"),
+    path("refunds/<int:refund_id>/approve/", refund_views.RefundApproveView.as_view(), name="refund_approve"),
+    path("refunds/<int:refund_id>/reject/", refund_views.RefundRejectView.as_view(), name="refund_reject"),
+    path("admin-refunds/", refund_views.AdminRefundCreateView.as_view(), name="admin_refunds"),
+    path("webhook/", refund_views.StripeWebhookView.as_view(), name="webhook"),
 ]

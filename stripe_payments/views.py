@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 
 from linguaflex.errors import DomainError
 from linguaflex.money import cents_to_dollars
-from linguaflex.openapi import error_responses, success_serializer
-from linguaflex.pagination import StandardPagination
+from linguaflex.openapi import IDEMPOTENCY_HEADER, PAGE_PARAMETERS, error_responses, success_serializer
+from linguaflex.pagination import paginated_response
 from linguaflex.throttling import PaymentThrottle
 
 from . import selectors, services
@@ -33,10 +33,6 @@ from .serializers import (
     process_payment_body,
 )
 
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description="Up to 255 characters. The same key and body replay the first answer; another body is 409.",
-)
 PAYMENT_WRITE_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 415, 429, 502, 503, 504)
 
 
@@ -107,13 +103,12 @@ class ProcessPaymentView(APIView):
 class PaymentMethodListView(APIView):
     @extend_schema(
         operation_id="payment_methods_list",
-        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        parameters=PAGE_PARAMETERS,
         responses={200: SavedPaymentMethodSerializer(many=True), **error_responses(401, 404)},
     )
     def get(self, request):
-        paginator = StandardPagination()
-        page = paginator.paginate_queryset(selectors.saved_payment_method_list(user=request.user), request, view=self)
-        return paginator.get_paginated_response(SavedPaymentMethodSerializer(page, many=True).data)
+        cards = selectors.saved_payment_method_list(user=request.user)
+        return paginated_response(request, self, cards, SavedPaymentMethodSerializer)
 
 
 class PaymentMethodDefaultView(APIView):
@@ -140,16 +135,14 @@ class PaymentMethodDeleteView(APIView):
 class PaymentListView(APIView):
     @extend_schema(
         operation_id="payments_list",
-        parameters=[PaymentListQuerySerializer, OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        parameters=[PaymentListQuerySerializer, *PAGE_PARAMETERS],
         responses={200: PaymentSerializer(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request):
         query = PaymentListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         payments = selectors.payment_list(user=request.user, status=query.validated_data.get("status"))
-        paginator = StandardPagination()
-        page = paginator.paginate_queryset(payments, request, view=self)
-        return paginator.get_paginated_response(PaymentSerializer(page, many=True).data)
+        return paginated_response(request, self, payments, PaymentSerializer)
 
 
 class PaymentDetailView(APIView):

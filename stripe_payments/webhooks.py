@@ -8,7 +8,8 @@ late, twice or out of order leave the same final state.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Callable
 
 from django.db import IntegrityError, transaction

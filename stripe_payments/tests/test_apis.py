@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from bookings.models import Booking
 from stripe_payments import gateway, services
-from stripe_payments.models import IdempotencyRecord, Payment, PaymentStatus, SavedPaymentMethod, StripeCustomer
 from stripe_payments.keys import payment_key
+from stripe_payments.models import IdempotencyRecord, Payment, PaymentStatus, SavedPaymentMethod, StripeCustomer
 
 from .conftest import (
     ADD_URL,
