@@ -6,6 +6,7 @@ number or CVC, so it cannot leak through a log line or a traceback.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -60,6 +61,9 @@ def card_brand(number: str) -> str:
     return "unknown"
 
 
+ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
 def normalize_number(raw: str) -> str:
     return "".join(ch for ch in raw if ch not in " -")
 
@@ -67,7 +71,8 @@ def normalize_number(raw: str) -> str:
 def card_errors(*, number: str, exp_month: int, exp_year: int, cvc: str) -> dict[str, list[str]]:
     """Field errors for a raw card; empty when it may be sent to Stripe."""
     errors: dict[str, list[str]] = {}
-    if not number.isdigit() or not 13 <= len(number) <= 19:
+    # ASCII digits only: str.isdigit() also accepts "²" or "٣", which broke Luhn and brand detection.
+    if not ASCII_DIGITS.fullmatch(number) or not 13 <= len(number) <= 19:
         errors["card_number"] = ["Enter a card number of 13 to 19 digits."]
     elif not luhn_valid(number):
         errors["card_number"] = ["The card number is not valid."]
@@ -80,6 +85,6 @@ def card_errors(*, number: str, exp_month: int, exp_year: int, cvc: str) -> dict
         elif exp_year > today.year + 50:
             errors["exp_year"] = ["The expiry year is too far in the future."]
     expected = 4 if "card_number" not in errors and card_brand(number) == "amex" else 3
-    if not cvc.isdigit() or len(cvc) != expected:
+    if not ASCII_DIGITS.fullmatch(cvc) or len(cvc) != expected:
         errors["cvc"] = [f"The CVC must be {expected} digits."]
     return errors

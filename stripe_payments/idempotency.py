@@ -25,8 +25,7 @@ from linguaflex.errors import DomainError
 from .models import IdempotencyRecord, Payment
 
 MAX_KEY_LENGTH = 255
-# A key whose holder vanished (a killed worker) is taken over after this long.
-STALE_IN_FLIGHT = timedelta(minutes=2)
+MIN_STALE_IN_FLIGHT = timedelta(minutes=2)
 POLL_SECONDS = 0.05
 
 
@@ -49,8 +48,28 @@ class Outcome:
     payment: Payment | None = None
 
 
+def _without_cvc(data: Any) -> Any:
+    """The body without any CVC: PCI DSS forbids keeping a card's CVC after authorization in any
+    form, hashes included. (The card number stays in the keyed HMAC, which PCI DSS allows.)"""
+    if isinstance(data, dict):
+        return {k: _without_cvc(v) for k, v in data.items() if str(k).lower() not in ("cvc", "cvv")}
+    if isinstance(data, list):
+        return [_without_cvc(v) for v in data]
+    return data
+
+
+def stale_in_flight() -> timedelta:
+    """How long a key whose holder vanished (a killed worker) stays held before a twin takes it
+    over: longer than the holder's slowest Stripe call with every retry, so a live holder is never
+    overtaken (that could create a second payment)."""
+    attempts = max(0, int(settings.STRIPE_MAX_NETWORK_RETRIES)) + 1
+    slowest = attempts * (settings.STRIPE_CONNECT_TIMEOUT + settings.STRIPE_READ_TIMEOUT + 2)
+    return max(MIN_STALE_IN_FLIGHT, timedelta(seconds=2 * slowest))
+
+
 def request_hash(*, scope: str, data: Any) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    canonical = json.dumps(_without_cvc(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=str)
     return hmac.new(settings.SECRET_KEY.encode(), f"{scope}\n{canonical}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -68,7 +87,7 @@ def validate_key(raw: str | None) -> str | None:
 
 def _claim(record_id: int) -> bool:
     """Take a key nobody holds (answered with a 5xx, or held by a vanished worker)."""
-    stale_before = timezone.now() - STALE_IN_FLIGHT
+    stale_before = timezone.now() - stale_in_flight()
     return bool(
         IdempotencyRecord.objects.filter(pk=record_id, response_status__isnull=True)
         .filter(in_flight=False)

@@ -80,6 +80,9 @@ class Payment(models.Model):
     refunded_teacher_cents = models.BigIntegerField(default=0)
 
     stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # The customer the PaymentIntent is created for, frozen with the row: a retry under the same
+    # Stripe idempotency key must send the same parameters.
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
     stripe_payment_method_id = models.CharField(max_length=255, blank=True)
     card_brand = models.CharField(max_length=32, blank=True)

@@ -110,11 +110,31 @@ def _record_result(refund: RefundRequest, result: gateway.RefundResult) -> Refun
         refund.failure_reason = (result.failure_reason or result.status)[:255]
         if refund.applied:  # Stripe reversed a refund it had reported succeeded
             _apply(payment, refund, sign=-1)
+            if refund.kind in _BOOKING_TARGET:
+                _queue_for_admin(payment, refund)
     # pending / requires_action: Stripe is still working; refund.updated will settle it.
     refund.save(update_fields=["stripe_refund_id", "status", "failure_reason", "updated_at"])
     if previous != refund.status and refund.status in (RefundRequestStatus.SUCCEEDED, RefundRequestStatus.FAILED):
         notifications.refund_outcome(refund_id=refund.pk)
     return refund
+
+
+def _queue_for_admin(payment: Payment, failed: RefundRequest) -> None:
+    """A declined, cancelled or expired booking promised a full refund; Stripe later reported that
+    refund failed. The booking stays closed, so the money is owed: put a pending request in the
+    admins' queue (approving it retries under a new key) instead of moving on silently."""
+    logger.error("refund %s of payment %s (booking %s) failed after succeeding: queued for an admin",
+                 failed.pk, payment.pk, failed.kind)
+    try:
+        with transaction.atomic():
+            RefundRequest.objects.create(
+                payment=payment, amount_cents=failed.amount_cents, kind=RefundKind.ADMIN,
+                requested_by=failed.requested_by,
+                reason=f"Stripe reported refund #{failed.pk} ({failed.get_kind_display().lower()}) failed: "
+                       f"{failed.failure_reason}. The booking is closed and the student is owed this amount.",
+            )
+    except IntegrityError:
+        pass  # a pending request for this payment already waits in the admins' queue
 
 
 def _issue(refund: RefundRequest, *, key: str, metadata: dict[str, str]) -> RefundRequest:
@@ -222,7 +242,7 @@ def _lock_pending(refund_request_id: int) -> RefundRequest:
     if refund is None:
         raise NotFound("Refund request not found.")
     # A pending request that Stripe already holds (approved, refund still pending there) is decided.
-    if refund.status != RefundRequestStatus.PENDING or (refund.decided_by_id is not None and refund.stripe_refund_id):
+    if refund.status != RefundRequestStatus.PENDING or refund.stripe_refund_id:
         raise InvalidState(f"The refund request is {refund.status}.", extra={"status": refund.status})
     return refund
 

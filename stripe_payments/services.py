@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
@@ -75,26 +76,20 @@ def _save_card(*, user, pm: gateway.PaymentMethodInfo) -> tuple[SavedPaymentMeth
     if card is None:
         raise gateway.ProviderError("The payment provider returned a card without details.")
     with transaction.atomic():
-        if card.fingerprint:
-            existing = SavedPaymentMethod.objects.select_for_update().filter(user=user, fingerprint=card.fingerprint).first()
-            if existing is not None:
-                return existing, False
+        # The user's row lock serializes this user's card saves: the fingerprint and default checks
+        # below cannot race (two first cards saved at once both became the default before).
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         existing = SavedPaymentMethod.objects.filter(stripe_payment_method_id=pm.id).first()
+        if existing is None and card.fingerprint:
+            existing = SavedPaymentMethod.objects.filter(user=user, fingerprint=card.fingerprint).first()
         if existing is not None:
             return existing, False
         has_default = SavedPaymentMethod.objects.filter(user=user, is_default=True).exists()
-        try:
-            with transaction.atomic():
-                saved = SavedPaymentMethod.objects.create(
-                    user=user, stripe_payment_method_id=pm.id, brand=card.brand, last4=card.last4,
-                    exp_month=card.exp_month, exp_year=card.exp_year, fingerprint=card.fingerprint,
-                    is_default=not has_default,
-                )
-        except IntegrityError:
-            # The same card saved concurrently (fingerprint or id constraint): that row is the card.
-            saved = SavedPaymentMethod.objects.filter(user=user, fingerprint=card.fingerprint).first() or \
-                SavedPaymentMethod.objects.get(stripe_payment_method_id=pm.id)
-            return saved, False
+        saved = SavedPaymentMethod.objects.create(
+            user=user, stripe_payment_method_id=pm.id, brand=card.brand, last4=card.last4,
+            exp_month=card.exp_month, exp_year=card.exp_year, fingerprint=card.fingerprint,
+            is_default=not has_default,
+        )
     return saved, True
 
 
@@ -164,6 +159,9 @@ def setup_intent_settle(*, setup_intent_id: str) -> tuple[SetupResult, SavedPaym
     customer = StripeCustomer.objects.select_related("user").filter(stripe_customer_id=result.customer_id).first()
     if customer is None:
         return result, None
+    if result.payment_method.customer_id != result.customer_id:
+        # Detached since (the student deleted it): a late or replayed event must not bring it back.
+        return result, None
     saved, _ = _save_card(user=customer.user, pm=result.payment_method)
     return result, saved
 
@@ -208,13 +206,13 @@ def _payable_gig(gig_id: int) -> Gig:
 
 
 def _new_payment(*, student, gig: Gig, save_card: bool, scheduled_at: datetime | None,
-                 brand: str = "", last4: str = "", pm_id: str = "") -> Payment:
+                 brand: str = "", last4: str = "", pm_id: str = "", customer_id: str = "") -> Payment:
     split = split_amount(gig.price_cents)  # the gig's price, never the client's
     return Payment.objects.create(
         student=student, teacher=gig.teacher, gig=gig, amount_cents=gig.price_cents,
         admin_fee_cents=split.admin_fee_cents, teacher_amount_cents=split.teacher_amount_cents,
         currency="usd", status=PaymentStatus.PROCESSING, save_card=save_card, scheduled_at=scheduled_at,
-        card_brand=brand, card_last4=last4, stripe_payment_method_id=pm_id,
+        card_brand=brand, card_last4=last4, stripe_payment_method_id=pm_id, stripe_customer_id=customer_id,
     )
 
 
@@ -235,10 +233,18 @@ def payment_process(*, student, gig_id: int, card: CardInput | None = None, save
 
     Returns the payment (succeeded with its booking, or processing). Raises ``CardError`` (402,
     the payment failed), ``AuthenticationRequired`` (402, 3-D Secure), or a provider error (5xx,
-    the payment stays processing for the webhook or reconciliation)."""
+    the payment stays processing for the webhook or reconciliation).
+
+    ``resume`` is the payment an earlier attempt of the same request (same Idempotency-Key and
+    body) left behind: it is charged again with the parameters frozen on its row, under the same
+    Stripe key, or answered as it has settled meanwhile."""
     _ensure_student(student)
     if sum(x is not None for x in (card, saved_payment_method_id, payment_method_id)) != 1:
         raise DomainError("Send exactly one of card_details, saved_payment_method_id or payment_method_id.")
+    if resume is not None and resume.student_id == student.pk:
+        if resume.status != PaymentStatus.PROCESSING:
+            return _outcome(resume)
+        return _charge(resume, card=card, off_session=saved_payment_method_id is not None)
     gig = _payable_gig(gig_id)
     saved = None
     if saved_payment_method_id is not None:
@@ -246,34 +252,33 @@ def payment_process(*, student, gig_id: int, card: CardInput | None = None, save
         if saved is None:
             raise NotFound("Saved payment method not found.")
         save_card = False
-    customer_id = None
     if save_card or saved is not None:
         customer_id = customer_get_or_create(user=student)
     else:
         customer_id = StripeCustomer.objects.filter(user=student).values_list("stripe_customer_id", flat=True).first()
+    if saved is not None:
+        brand, last4, pm_id = saved.brand, saved.last4, saved.stripe_payment_method_id
+    elif card is not None:
+        brand, last4, pm_id = card_brand(card.number), card.last4, ""
+    else:
+        brand, last4, pm_id = "", "", payment_method_id or ""
+    payment = _new_payment(student=student, gig=gig, save_card=save_card, scheduled_at=scheduled_at,
+                           brand=brand, last4=last4, pm_id=pm_id, customer_id=customer_id or "")
+    if remember is not None:
+        remember(payment)
+    return _charge(payment, card=card, off_session=saved is not None)
 
-    payment = resume
-    if payment is None or payment.gig_id != gig.pk:
-        if saved is not None:
-            brand, last4, pm_id = saved.brand, saved.last4, saved.stripe_payment_method_id
-        elif card is not None:
-            brand, last4, pm_id = card_brand(card.number), card.last4, ""
-        else:
-            brand, last4, pm_id = "", "", payment_method_id or ""
-        payment = _new_payment(student=student, gig=gig, save_card=save_card, scheduled_at=scheduled_at,
-                               brand=brand, last4=last4, pm_id=pm_id)
-        if remember is not None:
-            remember(payment)
-    elif payment.status not in (PaymentStatus.PROCESSING,):
-        return payment  # a retry of a payment that was settled meanwhile
 
+@sensitive_variables("card")
+def _charge(payment: Payment, *, card: CardInput | None, off_session: bool) -> Payment:
+    """The one Stripe call of a payment, with parameters taken from its row (and the card)."""
     try:
         intent = gateway.payment_intent_create(
             amount_cents=payment.amount_cents, idempotency_key=_stripe_key(payment), metadata=_metadata(payment),
-            customer_id=customer_id, card=card,
-            payment_method_id=saved.stripe_payment_method_id if saved else payment_method_id,
-            save_card=save_card, off_session=saved is not None, return_url=_return_url(),
-            description=f"LinguaFlex: {gig.title}"[:200],
+            customer_id=payment.stripe_customer_id or None, card=card,
+            payment_method_id=None if card is not None else (payment.stripe_payment_method_id or None),
+            save_card=payment.save_card, off_session=off_session, return_url=_return_url(),
+            description=f"LinguaFlex payment {payment.pk} (gig {payment.gig_id})",
         )
     except CardError as exc:
         _mark_failed(payment.pk, code=exc.code, decline_code=exc.decline_code, message=exc.message,
@@ -284,8 +289,14 @@ def payment_process(*, student, gig_id: int, card: CardInput | None = None, save
     except gateway.ProviderInvalidRequest as exc:
         _mark_failed(payment.pk, code="invalid_request", decline_code=None, message=exc.message, payment_intent_id=None)
         raise
-    payment = payment_settle_from_intent(payment_id=payment.pk, intent=intent)
+    return _outcome(payment_settle_from_intent(payment_id=payment.pk, intent=intent), intent=intent)
+
+
+def _outcome(payment: Payment, *, intent: IntentResult | None = None) -> Payment:
+    """The API's answer for a payment: the payment itself, or the 402/409 its state calls for."""
     if payment.status == PaymentStatus.REQUIRES_ACTION:
+        if intent is None:
+            intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
         raise AuthenticationRequired(extra={
             "payment_id": payment.pk, "payment_intent_id": intent.id,
             "client_secret": intent.client_secret, "redirect_url": intent.redirect_url,
@@ -294,6 +305,8 @@ def payment_process(*, student, gig_id: int, card: CardInput | None = None, save
         raise CardError(payment.failure_message or "The card was declined.", code=payment.failure_code or "card_declined",
                         decline_code=payment.decline_code or None, payment_intent_id=payment.stripe_payment_intent_id,
                         extra={"payment_id": payment.pk, "payment_intent_id": payment.stripe_payment_intent_id})
+    if payment.status == PaymentStatus.CANCELED:
+        raise InvalidState("The payment was canceled.", extra={"status": payment.status})
     return payment
 
 
@@ -421,16 +434,18 @@ class CreatedIntent:
 def payment_intent_create_for_client(*, student, gig_id: int, resume: Payment | None = None,
                                      remember=None) -> CreatedIntent:
     _ensure_student(student)
-    gig = _payable_gig(gig_id)
-    customer_id = StripeCustomer.objects.filter(user=student).values_list("stripe_customer_id", flat=True).first()
-    payment = resume if resume is not None and resume.gig_id == gig.pk else None
+    payment = resume if resume is not None and resume.student_id == student.pk else None
     if payment is None:
-        payment = _new_payment(student=student, gig=gig, save_card=False, scheduled_at=None)
+        gig = _payable_gig(gig_id)
+        customer_id = StripeCustomer.objects.filter(user=student).values_list("stripe_customer_id", flat=True).first()
+        payment = _new_payment(student=student, gig=gig, save_card=False, scheduled_at=None,
+                               customer_id=customer_id or "")
         if remember is not None:
             remember(payment)
     intent = gateway.payment_intent_create(
         amount_cents=payment.amount_cents, idempotency_key=_stripe_key(payment), metadata=_metadata(payment),
-        customer_id=customer_id, confirm=False, description=f"LinguaFlex: {gig.title}"[:200],
+        customer_id=payment.stripe_customer_id or None, confirm=False,
+        description=f"LinguaFlex payment {payment.pk} (gig {payment.gig_id})",
     )
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
@@ -446,13 +461,8 @@ def payment_confirm_for_client(*, student, payment_intent_id: str) -> Payment:
     if payment is None:
         raise NotFound("Payment not found.")
     intent = gateway.payment_intent_retrieve(payment_intent_id)
-    payment = payment_settle_from_intent(payment_id=payment.pk, intent=intent)
-    if payment.status == PaymentStatus.REQUIRES_ACTION:
-        raise AuthenticationRequired(extra={"payment_id": payment.pk, "payment_intent_id": intent.id,
-                                            "client_secret": intent.client_secret, "redirect_url": intent.redirect_url})
-    if payment.status == PaymentStatus.FAILED:
-        raise CardError(payment.failure_message or "The card was declined.", code=payment.failure_code or "card_declined",
-                        decline_code=payment.decline_code or None, payment_intent_id=intent.id)
-    if payment.status in (PaymentStatus.PROCESSING, PaymentStatus.CANCELED):
-        raise InvalidState(f"The payment is {payment.status}; Stripe says {intent.status}.")
+    payment = _outcome(payment_settle_from_intent(payment_id=payment.pk, intent=intent), intent=intent)
+    if payment.status == PaymentStatus.PROCESSING:
+        raise InvalidState(f"The payment is {payment.status}; Stripe says {intent.status}.",
+                           extra={"status": payment.status})
     return payment

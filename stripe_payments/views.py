@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.utils.html import escape
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
@@ -34,6 +36,9 @@ from .serializers import (
 )
 
 PAYMENT_WRITE_ERRORS = error_responses(400, 401, 402, 403, 404, 409, 413, 415, 429, 502, 503, 504)
+
+
+STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 
 
 def _respond(outcome: Outcome) -> Response:
@@ -225,6 +230,9 @@ class PaymentReturnView(APIView):
     def get(self, request):
         pi_id = request.query_params.get("payment_intent", "").strip()
         si_id = request.query_params.get("setup_intent", "").strip()
+        for value in (pi_id, si_id):
+            if value and not STRIPE_ID.fullmatch(value):
+                raise DomainError("Unknown payment or card set-up.", code="not_found", status_code=404)
         if pi_id:
             payment = services.payment_settle_by_intent_id(payment_intent_id=pi_id)
             if payment is None:

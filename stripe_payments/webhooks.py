@@ -60,6 +60,9 @@ def handle_dispute_created(event: WebhookEvent) -> None:
     if payment is None:
         return
     intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
+    # Settle first: a dispute handled before payment_intent.succeeded must still leave the charged
+    # payment with its booking (the same final state whatever the order of events).
+    payment = services.payment_settle_from_intent(payment_id=payment.pk, intent=intent)
     charge_id = payment.stripe_charge_id or intent.latest_charge_id
     if not charge_id or not gateway.charge_retrieve(charge_id).disputed:
         return

@@ -67,6 +67,7 @@ def test_expiry_month_outside_1_to_12_is_refused(june_2030, month):
 
 @pytest.mark.parametrize("number,cvc,ok", [
     (VISA, "123", True), (VISA, "1234", False), (VISA, "12", False), (VISA, "12a", False), (VISA, "", False),
+    (VISA, "¹²³", False), (VISA, "١٢٣", False),
     (MASTERCARD, "999", True),
     (AMEX, "1234", True), (AMEX, "123", False), (AMEX, "12345", False),
 ])
@@ -74,7 +75,8 @@ def test_cvc_is_four_digits_for_amex_and_three_otherwise(june_2030, number, cvc,
     assert ("cvc" not in card_errors(number=number, exp_month=1, exp_year=2031, cvc=cvc)) is ok
 
 
-@pytest.mark.parametrize("number", ["424242424242", "4" * 20, "4242abcd42424242", "", BAD_LUHN])
+@pytest.mark.parametrize("number", ["424242424242", "4" * 20, "4242abcd42424242", "", BAD_LUHN,
+                                    "²²²²²²²²²²²²²¹¹³", "٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢", "４２４２４２４２４２４２４２４２"])
 def test_number_of_the_wrong_length_digits_or_checksum_is_refused(june_2030, number):
     assert "card_number" in card_errors(number=number, exp_month=1, exp_year=2031, cvc="123")
 
