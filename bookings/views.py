@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from linguaflex.openapi import PAGE_PARAMETERS, error_responses
-from linguaflex.pagination import paginated_response
+from linguaflex.pagination import StandardPagination, paginated_response
 from stripe_payments import refunds
 
 from . import selectors, services
@@ -13,6 +13,7 @@ from .serializers import BookingListQuerySerializer, BookingOutputSerializer
 
 
 class BookingListView(APIView):
+    pagination_class = StandardPagination
     @extend_schema(
         operation_id="bookings_list",
         parameters=[BookingListQuerySerializer, *PAGE_PARAMETERS],

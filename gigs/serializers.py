@@ -42,6 +42,6 @@ class GigUpdateSerializer(GigInputSerializer):
 
 class GigListQuerySerializer(serializers.Serializer):
     language = serializers.CharField(required=False, max_length=64)
-    teacher = serializers.IntegerField(required=False, min_value=1)
+    teacher = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     mine = serializers.BooleanField(required=False, default=False)
     ordering = serializers.ChoiceField(required=False, choices=["price", "-price", "created_at", "-created_at"])

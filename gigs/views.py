@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from linguaflex.openapi import PAGE_PARAMETERS, error_responses
-from linguaflex.pagination import paginated_response
+from linguaflex.pagination import StandardPagination, paginated_response
 
 from . import selectors, services
 from .serializers import GigInputSerializer, GigListQuerySerializer, GigOutputSerializer, GigUpdateSerializer
@@ -20,6 +20,7 @@ def _to_service_fields(data: dict) -> dict:
 
 
 class GigListCreateView(APIView):
+    pagination_class = StandardPagination
     @extend_schema(
         operation_id="gigs_list",
         parameters=[GigListQuerySerializer, *PAGE_PARAMETERS],

@@ -31,3 +31,18 @@ class RequestSizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+class JsonNotFoundMiddleware:
+    """Unknown URLs answer the envelope even with DEBUG on (Django's technical 404 page is HTML
+    and bypasses handler404); the admin keeps its HTML pages."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code == 404 and not request.path.startswith("/admin/")
+                and not response.get("Content-Type", "").startswith("application/json")):
+            return JsonResponse(envelope("not_found", "Not found."), status=404)
+        return response

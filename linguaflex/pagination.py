@@ -11,6 +11,6 @@ class StandardPagination(PageNumberPagination):
 
 def paginated_response(request, view, queryset, serializer_class):
     """One page of ``queryset`` in DRF's page shape (a page past the end is the JSON 404)."""
-    paginator = StandardPagination()
+    paginator = (getattr(view, "pagination_class", None) or StandardPagination)()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)

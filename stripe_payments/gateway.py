@@ -180,7 +180,7 @@ class ProviderTimeout(GatewayError):
 
 class WebhookSignatureInvalid(DomainError):
     status_code = 400
-    code = "invalid_signature"
+    code = "invalid_request"  # the contract's code for any refused input
     message = "The webhook signature is missing, invalid or too old."
 
 

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from linguaflex.errors import DomainError, Forbidden
 from linguaflex.openapi import IDEMPOTENCY_HEADER, PAGE_PARAMETERS, error_responses
-from linguaflex.pagination import paginated_response
+from linguaflex.pagination import StandardPagination, paginated_response
 from linguaflex.throttling import PaymentThrottle
 
 from . import refunds, selectors, webhooks
@@ -42,6 +42,7 @@ def _create_refund(request, *, scope: str, create) -> Response:
 
 
 class RefundListCreateView(APIView):
+    pagination_class = StandardPagination
     throttle_classes = [PaymentThrottle]
 
     @extend_schema(
@@ -142,7 +143,7 @@ class StripeWebhookView(APIView):
     def handle_exception(self, exc):
         if not isinstance(exc, DomainError) and not hasattr(exc, "status_code"):
             # A handler failed: the event is stored as failed; a 500 makes Stripe deliver it again.
-            return Response({"success": False, "error": {"code": "webhook_processing_failed",
+            return Response({"success": False, "error": {"code": "server_error",
                                                          "message": "The event was stored and will be retried."}},
                             status=status.HTTP_500_INTERNAL_SERVER_ERROR)
         return super().handle_exception(exc)

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from linguaflex.errors import DomainError
 from linguaflex.money import cents_to_dollars
 from linguaflex.openapi import IDEMPOTENCY_HEADER, PAGE_PARAMETERS, error_responses, success_serializer
-from linguaflex.pagination import paginated_response
+from linguaflex.pagination import StandardPagination, paginated_response
 from linguaflex.throttling import PaymentThrottle
 
 from . import selectors, services
@@ -106,6 +106,7 @@ class ProcessPaymentView(APIView):
 
 
 class PaymentMethodListView(APIView):
+    pagination_class = StandardPagination
     @extend_schema(
         operation_id="payment_methods_list",
         parameters=PAGE_PARAMETERS,
@@ -138,6 +139,7 @@ class PaymentMethodDeleteView(APIView):
 
 
 class PaymentListView(APIView):
+    pagination_class = StandardPagination
     @extend_schema(
         operation_id="payments_list",
         parameters=[PaymentListQuerySerializer, *PAGE_PARAMETERS],

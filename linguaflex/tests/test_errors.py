@@ -233,3 +233,21 @@ def test_json_500_handler_answers_the_envelope(rf):
     assert response.status_code == 500
     assert json.loads(response.content) == {"success": False, "error": {"code": "server_error",
                                                                         "message": "An unexpected error occurred."}}
+
+
+def test_an_unknown_url_is_the_json_404_even_with_debug_on(api_client, settings):
+    settings.DEBUG = True
+
+    response = api_client.get("/gigs/null,null/")
+
+    assert_envelope(response, 404, "not_found")
+
+
+def test_a_browser_accept_header_still_gets_json_not_406(client_for, student):
+    response = client_for(student).get("/gigs/", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/json")
+
+
+def test_a_teacher_filter_beyond_a_64_bit_id_is_a_400(client_for, student):
+    assert_envelope(client_for(student).get("/gigs/", {"teacher": "12822497682539167315132416"}), 400, "invalid_request")

@@ -34,3 +34,13 @@ def test_api_docs_ignore_a_stale_authorization_header(api_client, url):
     api_client.credentials(HTTP_AUTHORIZATION="Bearer stale.or.garbage")
 
     assert api_client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/gigs/", "/bookings/", "/stripe-payments/payment-methods/",
+                                  "/stripe-payments/payments/", "/stripe-payments/refunds/"])
+def test_paginated_lists_are_documented_with_the_page_shape(api_client, path):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    ref = schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    component = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+    assert {"count", "next", "previous", "results"} <= set(component["properties"])

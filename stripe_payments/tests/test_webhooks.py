@@ -404,7 +404,7 @@ def test_a_handler_bug_is_500_recorded_failed_and_replayable_by_event_id(client,
     monkeypatch.setitem(webhooks.HANDLERS, "refund.created", broken)
     response = post_event(client, event)
     assert response.status_code == 500
-    assert response.json()["error"]["code"] == "webhook_processing_failed"
+    assert response.json()["error"]["code"] == "server_error"
     stored = WebhookEvent.objects.get(stripe_event_id=event["id"])
     assert (stored.status, stored.attempts) == (WebhookEventStatus.FAILED, 1)
     assert "RuntimeError: boom" in stored.error
