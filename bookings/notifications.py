@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.core.mail import send_mail
-from django.db import transaction
+
+from linguaflex.mail import send_after_commit
 
 from .models import Booking
-
-logger = logging.getLogger(__name__)
 
 _CLOSED_TEXT = {
     "decline": ("declined", "The teacher declined your booking."),
@@ -27,16 +24,12 @@ def _send(subject: str, body: str, to: str) -> None:
 
 
 def _after_commit(fn, booking_id: int, *args) -> None:
-    def run():
+    def send():
         booking = Booking.objects.select_related("gig", "student", "teacher", "payment").filter(pk=booking_id).first()
-        if booking is None:
-            return
-        try:
+        if booking is not None:
             fn(booking, *args)
-        except Exception:  # a mail server outage must not fail a payment that has committed
-            logger.exception("could not send the %s e-mail for booking %s", fn.__name__, booking_id)
 
-    transaction.on_commit(run)
+    send_after_commit(f"{fn.__name__.strip('_')} (booking {booking_id})", send)
 
 
 def _new_booking(booking: Booking) -> None:

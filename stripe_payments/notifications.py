@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.core.mail import send_mail
-from django.db import transaction
+
+from linguaflex.mail import send_after_commit
 
 from .models import Payment, RefundRequest, RefundRequestStatus
-
-logger = logging.getLogger(__name__)
 
 
 def _dollars(cents: int) -> str:
     return f"{cents / 100:.2f} USD"
-
-
-def _safely(what: str, fn) -> None:
-    def run():
-        try:
-            fn()
-        except Exception:  # a mail outage must not undo or fail committed money movements
-            logger.exception("could not send the %s e-mail", what)
-
-    transaction.on_commit(run)
 
 
 def payment_receipt(*, payment_id: int) -> None:
@@ -42,7 +29,7 @@ def payment_receipt(*, payment_id: int) -> None:
             recipient_list=[payment.student.email],
         )
 
-    _safely("receipt", send)
+    send_after_commit("receipt", send)
 
 
 def refund_requested(*, refund_id: int) -> None:
@@ -59,7 +46,7 @@ def refund_requested(*, refund_id: int) -> None:
             recipient_list=[refund.payment.student.email],
         )
 
-    _safely("refund request", send)
+    send_after_commit("refund request", send)
 
 
 def refund_outcome(*, refund_id: int) -> None:
@@ -85,4 +72,4 @@ def refund_outcome(*, refund_id: int) -> None:
             send_mail(subject=f"Refund {refund.status}: {payment.gig.title}",
                       message=f"Hello {user.display_name},\n\n{body}", from_email=None, recipient_list=[user.email])
 
-    _safely("refund outcome", send)
+    send_after_commit("refund outcome", send)
