@@ -379,11 +379,16 @@ def payment_settle_from_intent(*, payment_id: int, intent: IntentResult) -> Paym
             if created:
                 notifications.payment_receipt(payment_id=payment.pk)
                 booking_notifications.booking_created(booking_id=booking.pk)
-            if payment.save_card and intent.payment_method is not None and intent.payment_method.card is not None:
+            card = intent.payment_method.card if intent.payment_method is not None else None
+            if payment.save_card and card is not None:
                 saved_pm, _ = _save_card(user=payment.student, pm=intent.payment_method)
-                if saved_pm is not None:
-                    payment.payment_method_saved = True
-                    payment.save(update_fields=["payment_method_saved"])
+                payment.payment_method_saved = True
+                payment.save(update_fields=["payment_method_saved"])
+            elif card is not None and card.fingerprint and SavedPaymentMethod.objects.filter(
+                    user_id=payment.student_id, fingerprint=card.fingerprint).exists():
+                # The same card typed in again: it is among the student's saved cards.
+                payment.payment_method_saved = True
+                payment.save(update_fields=["payment_method_saved"])
     if saved_pm is not None and saved_pm.stripe_payment_method_id != payment.stripe_payment_method_id:
         transaction.on_commit(lambda: _detach_duplicate(payment.stripe_payment_method_id))
     return payment

@@ -296,6 +296,16 @@ def test_new_card_payment_without_save_card_saves_nothing(stripe_emulator, pay):
     assert not SavedPaymentMethod.objects.exists()
 
 
+def test_a_new_card_that_is_already_saved_reports_payment_method_saved(stripe_emulator, add_card, pay):
+    assert add_card(VISA).status_code == 200
+
+    response = pay(VISA)
+
+    assert response.status_code == 200
+    assert response.json()["payment_method_saved"] is True
+    assert SavedPaymentMethod.objects.count() == 1
+
+
 def test_list_cards_makes_no_stripe_call_and_shows_only_own_cards(stripe_emulator, add_card, student_client,
                                                                   client_for, other_student):
     add_card(VISA)
