@@ -772,11 +772,11 @@ def test_timeout_answers_504_and_leaves_the_payment_processing_without_booking(s
     settings.STRIPE_MAX_NETWORK_RETRIES = 1
     stripe_emulator.arm_fault("POST", "/v1/payment_intents", "timeout", count=3, seconds=1)
 
-    started = time.monotonic()
     response = pay(VISA)
 
-    assert time.monotonic() - started < 3
+    # 504 is the gateway's answer to a read timeout only: the client gave up, twice (one retry).
     assert response.status_code == 504 and _error(response)["code"] == "payment_provider_timeout"
+    assert len(stripe_calls(stripe_emulator, "POST")) == 2
     payment = Payment.objects.get()
     assert payment.status == PaymentStatus.PROCESSING
     assert not Booking.objects.exists()
