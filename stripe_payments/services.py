@@ -56,9 +56,14 @@ def _ensure_student(user) -> None:
 
 
 # --- customers and saved cards -------------------------------------------------------------------------
+def _customer_id_of(user) -> str | None:
+    """The user's Stripe customer id, if one was created (no Stripe call)."""
+    return StripeCustomer.objects.filter(user=user).values_list("stripe_customer_id", flat=True).first()
+
+
 def customer_get_or_create(*, user) -> str:
     """The user's Stripe customer id; created at Stripe on first use (a stable idempotency key)."""
-    existing = StripeCustomer.objects.filter(user=user).values_list("stripe_customer_id", flat=True).first()
+    existing = _customer_id_of(user)
     if existing:
         return existing
     customer_id = gateway.customer_create(email=user.email, user_id=user.pk, idempotency_key=keys.customer_key(user))
@@ -220,6 +225,11 @@ def _metadata(payment: Payment) -> dict[str, str]:
     return {"payment_id": str(payment.pk), "gig_id": str(payment.gig_id), "student_id": str(payment.student_id)}
 
 
+def _description(payment: Payment) -> str:
+    """Ids only: a retry under the same Stripe key must send the same parameters (a title can change)."""
+    return f"LinguaFlex payment {payment.pk} (gig {payment.gig_id})"
+
+
 def _stripe_key(payment: Payment, step: str = "create") -> str:
     return keys.payment_key(payment, step)
 
@@ -255,7 +265,7 @@ def payment_process(*, student, gig_id: int, card: CardInput | None = None, save
     if save_card or saved is not None:
         customer_id = customer_get_or_create(user=student)
     else:
-        customer_id = StripeCustomer.objects.filter(user=student).values_list("stripe_customer_id", flat=True).first()
+        customer_id = _customer_id_of(student)
     if saved is not None:
         brand, last4, pm_id = saved.brand, saved.last4, saved.stripe_payment_method_id
     elif card is not None:
@@ -278,7 +288,7 @@ def _charge(payment: Payment, *, card: CardInput | None, off_session: bool) -> P
             customer_id=payment.stripe_customer_id or None, card=card,
             payment_method_id=None if card is not None else (payment.stripe_payment_method_id or None),
             save_card=payment.save_card, off_session=off_session, return_url=_return_url(),
-            description=f"LinguaFlex payment {payment.pk} (gig {payment.gig_id})",
+            description=_description(payment),
         )
     except CardError as exc:
         _mark_failed(payment.pk, code=exc.code, decline_code=exc.decline_code, message=exc.message,
@@ -382,11 +392,9 @@ def payment_settle_from_intent(*, payment_id: int, intent: IntentResult) -> Paym
             card = intent.payment_method.card if intent.payment_method is not None else None
             if payment.save_card and card is not None:
                 saved_pm, _ = _save_card(user=payment.student, pm=intent.payment_method)
-                payment.payment_method_saved = True
-                payment.save(update_fields=["payment_method_saved"])
-            elif card is not None and card.fingerprint and SavedPaymentMethod.objects.filter(
-                    user_id=payment.student_id, fingerprint=card.fingerprint).exists():
-                # The same card typed in again: it is among the student's saved cards.
+            # Saved now, or the same card typed in again: it is among the student's saved cards.
+            if saved_pm is not None or (card is not None and card.fingerprint and SavedPaymentMethod.objects.filter(
+                    user_id=payment.student_id, fingerprint=card.fingerprint).exists()):
                 payment.payment_method_saved = True
                 payment.save(update_fields=["payment_method_saved"])
     if saved_pm is not None and saved_pm.stripe_payment_method_id != payment.stripe_payment_method_id:
@@ -442,7 +450,7 @@ def payment_intent_create_for_client(*, student, gig_id: int, resume: Payment | 
     payment = resume if resume is not None and resume.student_id == student.pk else None
     if payment is None:
         gig = _payable_gig(gig_id)
-        customer_id = StripeCustomer.objects.filter(user=student).values_list("stripe_customer_id", flat=True).first()
+        customer_id = _customer_id_of(student)
         payment = _new_payment(student=student, gig=gig, save_card=False, scheduled_at=None,
                                customer_id=customer_id or "")
         if remember is not None:
@@ -450,7 +458,7 @@ def payment_intent_create_for_client(*, student, gig_id: int, resume: Payment | 
     intent = gateway.payment_intent_create(
         amount_cents=payment.amount_cents, idempotency_key=_stripe_key(payment), metadata=_metadata(payment),
         customer_id=payment.stripe_customer_id or None, confirm=False,
-        description=f"LinguaFlex payment {payment.pk} (gig {payment.gig_id})",
+        description=_description(payment),
     )
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)

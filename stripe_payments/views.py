@@ -32,6 +32,7 @@ from .serializers import (
     ProcessPaymentInputSerializer,
     ProcessPaymentOutputSerializer,
     SavedPaymentMethodSerializer,
+    booking_id_of,
     process_payment_body,
 )
 
@@ -241,7 +242,7 @@ class PaymentReturnView(APIView):
                 raise DomainError("Unknown payment.", code="not_found", status_code=404)
             data = {"success": payment.status == PaymentStatus.SUCCEEDED, "kind": "payment",
                     "status": payment.status, "payment_id": payment.pk,
-                    "booking_id": process_payment_body(payment, saved=False)["booking_id"],
+                    "booking_id": booking_id_of(payment),
                     "message": _RETURN_MESSAGES.get(payment.status, f"The payment is {payment.status}.")}
         elif si_id:
             try:
