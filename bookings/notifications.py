@@ -59,8 +59,8 @@ def _closed(booking: Booking, kind: str) -> None:
     _send(
         f"Booking {word}: {booking.gig.title}",
         f"Hello {booking.student.display_name},\n\n{sentence} Booking #{booking.pk} for \"{booking.gig.title}\" "
-        f"is {word}.\nThe full amount of {payment.amount_cents / 100:.2f} USD is refunded to your card "
-        f"ending in {payment.card_last4 or '----'}.\n",
+        f"is {word}.\nThe full amount of {payment.amount_cents / 100:.2f} USD is being refunded to your card "
+        f"ending in {payment.card_last4 or '----'}; you will hear when the refund is done.\n",
         booking.student.email,
     )
 

@@ -36,7 +36,7 @@ def reconcile_payment(payment: Payment, report: ReconcileReport) -> None:
     else:
         intent = gateway.payment_intent_find_for_payment(payment.pk)
         if intent is None:
-            _fail(payment, code="not_charged", message="The payment never reached Stripe.")
+            _fail(payment, code=services.NEVER_SENT, message="The payment never reached Stripe.")
             report.note(f"payment {payment.pk}: {before} -> failed (no PaymentIntent at Stripe)")
             return
     payment = services.payment_settle_from_intent(payment_id=payment.pk, intent=intent)
@@ -66,9 +66,9 @@ def reconcile(*, older_than: timedelta) -> ReconcileReport:
             reconcile_payment(payment, report)
         except gateway.GatewayError as exc:
             report.errors.append(f"payment {payment.pk}: {exc.code}: {exc.message}")
-    # Refunds Stripe accepted but had not finished, and approvals whose answer was lost (rolled
-    # back, so nothing marks them but Stripe's refund, found by its refund_request_id metadata):
-    # every request still pending after the cutoff is checked against Stripe's list.
+    # Refunds Stripe accepted but had not finished, and refunds whose answer was lost (found by
+    # their refund_request_id metadata): every request still pending after the cutoff is checked
+    # against Stripe's list; a booking's refund that Stripe never received is issued.
     held = RefundRequest.objects.filter(
         status=RefundRequestStatus.PENDING, updated_at__lt=cutoff
     ).order_by("payment_id").values_list("payment_id", flat=True).distinct()
@@ -76,6 +76,10 @@ def reconcile(*, older_than: timedelta) -> ReconcileReport:
         try:
             before = list(RefundRequest.objects.filter(payment_id=payment_id).values_list("pk", "status"))
             refunds.payment_sync_refunds(payment_id=payment_id)
+            # A decline, cancel or expiry whose refund Stripe never received is owed without anyone
+            # deciding: issued under its own key (Stripe refunds once).
+            for refund_id in refunds.owed_booking_refund_ids(payment_id=payment_id):
+                refunds.refund_pending_issue(refund_request_id=refund_id)
             after = list(RefundRequest.objects.filter(payment_id=payment_id).values_list("pk", "status"))
             if before != after:
                 report.note(f"payment {payment_id}: refunds {before} -> {after}")

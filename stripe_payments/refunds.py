@@ -2,11 +2,12 @@
 syncing refunds that Stripe reports (including ones issued from Stripe's dashboard).
 
 Exactly once, by construction:
-- a booking's refund holds the booking's row lock across the state check, the Stripe call and the
-  state change; Stripe's idempotency key derives from the booking, so a racer that loses the lock
-  finds the booking moved (409) and a retry after a lost answer gets Stripe's first refund back;
-- a refund request's Stripe key derives from the request (``keys.row_key``), so a doubled approval
-  refunds once;
+- every refund is a committed RefundRequest before Stripe hears of it, and Stripe's idempotency
+  key derives from that request (``keys.row_key``): a doubled approval, a repeated decline or a
+  retry after a lost answer gets Stripe's first refund back, and no two kinds ever share a key;
+- a decline, cancel or expiry closes the booking in the same commit that records the refund it
+  owes, so a lost Stripe answer can no longer leave a refunded student with a bookable lesson,
+  and reconciliation finds the pending request and finishes it;
 - a refund counts into the payment once (``RefundRequest.applied``), under the payment's row lock,
   whichever of the API answer, the webhook or reconciliation records it first;
 - locks are always taken in one order, the payment, then its refund requests, then its booking, so
@@ -138,11 +139,9 @@ def _queue_for_admin(payment: Payment, failed: RefundRequest) -> None:
 
 
 def _issue(refund: RefundRequest, *, key: str, metadata: dict[str, str]) -> RefundRequest:
-    """Call Stripe for a locked, pending request and record the answer in the same transaction.
-
-    A 503/504 rolls the caller's transaction back: the request stays pending and a retry reuses
-    the same idempotency key with the same parameters (``metadata`` must not name rows a rollback
-    can take away), so Stripe refunds once."""
+    """Call Stripe for a locked, pending, committed request and record the answer in the same
+    transaction. A 503/504 rolls the caller's transaction back: the request stays pending and a
+    retry reuses the same idempotency key with the same parameters, so Stripe refunds once."""
     payment = refund.payment
     result = gateway.refund_create(
         payment_intent_id=payment.stripe_payment_intent_id, amount_cents=refund.amount_cents,
@@ -153,10 +152,34 @@ def _issue(refund: RefundRequest, *, key: str, metadata: dict[str, str]) -> Refu
 
 
 # --- decline, cancel, expiry: full refunds of a pending booking ------------------------------------------
+# A booking's refund is owed, not asked for: kinds whose pending request nobody decides.
+BOOKING_REFUND_KINDS = tuple(_BOOKING_TARGET)
+
+
+def _booking_refund_resumable(payment: Payment, booking: Booking, kind: str) -> RefundRequest | None:
+    """The pending refund an earlier attempt of this very decline, cancel or expiry left behind
+    (Stripe unreachable or its answer lost): the booking is already closed as this kind."""
+    if booking.status != _BOOKING_TARGET[kind]:
+        return None
+    return RefundRequest.objects.filter(payment=payment, kind=kind, status=RefundRequestStatus.PENDING,
+                                        stripe_refund_id=None).first()
+
+
 def _booking_refund(*, booking_id: int, kind: str, actor) -> Booking:
+    """Close a pending booking as ``kind`` and refund its payment in full, in two steps.
+
+    1. One transaction closes the booking and records the refund it owes as a pending request,
+       and commits: the decision and the debt survive whatever Stripe does next, a teacher can no
+       longer confirm the booking, and the request's own Stripe key (``_refund_key``) can never be
+       reused by another kind with other parameters.
+    2. The refund is issued under that key (``refund_pending_issue``). A 503/504 leaves the request
+       pending; repeating the same decline, cancel or expiry, an admin's approval, the webhook or
+       reconciliation finishes it under the same key, so Stripe refunds once.
+    """
     payment_id = Booking.objects.filter(pk=booking_id).values_list("payment_id", flat=True).first()
     if payment_id is None:
         raise NotFound("Booking not found.")
+    refund = None
     with transaction.atomic():
         # Lock order, everywhere: payment, then its refund requests, then its booking (see the module doc).
         payment = Payment.objects.select_for_update().get(pk=payment_id)
@@ -165,30 +188,100 @@ def _booking_refund(*, booking_id: int, kind: str, actor) -> Booking:
             ensure_teacher_of(booking, actor)
         elif kind == RefundKind.CANCEL:
             ensure_student_of(booking, actor)
-        if booking.status != BookingStatus.PENDING_CONFIRMATION:
-            raise InvalidState(f"A {booking.get_status_display().lower()} booking cannot be "
-                               f"{'declined' if kind != RefundKind.CANCEL else 'cancelled'}.",
-                               extra={"status": booking.status})
-        # A student's pending partial request is superseded by this full refund.
-        RefundRequest.objects.filter(payment=payment, status=RefundRequestStatus.PENDING).update(
-            status=RefundRequestStatus.REJECTED, decision_note="Superseded by the booking's full refund.",
-            decided_at=timezone.now(), updated_at=timezone.now())
-        left = payment.refundable_cents
-        if left > 0 and payment.status in CAPTURED_STATUSES:
-            refund = RefundRequest.objects.create(
-                payment=payment, amount_cents=left, kind=kind, requested_by=actor or payment.student,
-                reason=f"Booking {kind}", decided_by=None, decided_at=timezone.now(),
-            )
-            refund.payment = payment
-            # No request id in the metadata: this request is rolled back with a 503/504, and the
-            # retry's new one must send Stripe the very same parameters under the booking's key.
-            _issue(refund, key=keys.row_key("booking", booking.pk, booking.created_at, "refund"),
-                   metadata={"booking_id": str(booking.pk)})
-        booking.refresh_from_db()
-        if booking.status == BookingStatus.PENDING_CONFIRMATION:
+        refund = _booking_refund_resumable(payment, booking, kind)
+        resumed = refund is not None
+        if not resumed:
+            if booking.status != BookingStatus.PENDING_CONFIRMATION:
+                raise InvalidState(f"A {booking.get_status_display().lower()} booking cannot be "
+                                   f"{'declined' if kind != RefundKind.CANCEL else 'cancelled'}.",
+                                   extra={"status": booking.status})
+            # A student's pending partial request is superseded by this full refund.
+            RefundRequest.objects.filter(payment=payment, status=RefundRequestStatus.PENDING).update(
+                status=RefundRequestStatus.REJECTED, decision_note="Superseded by the booking's full refund.",
+                decided_at=timezone.now(), updated_at=timezone.now())
+            left = payment.refundable_cents
+            if left > 0 and payment.status in CAPTURED_STATUSES:
+                refund = RefundRequest.objects.create(
+                    payment=payment, amount_cents=left, kind=kind, requested_by=actor or payment.student,
+                    reason=f"Booking {kind}", decided_by=None, decided_at=timezone.now(),
+                )
             booking = booking_transition(booking_id=booking.pk, to=_BOOKING_TARGET[kind])
-        booking_notifications.booking_closed(booking_id=booking.pk, kind=kind)
+            booking_notifications.booking_closed(booking_id=booking.pk, kind=kind)
+    if resumed:
+        refund_owed_finish(refund_request_id=refund.pk)
+    elif refund is not None:
+        refund_pending_issue(refund_request_id=refund.pk)
+    booking.refresh_from_db()
     return booking
+
+
+def _refund_key(refund: RefundRequest) -> str:
+    """Stripe's idempotency key for a refund request: its id and creation instant (``keys``)."""
+    return keys.row_key("refund", refund.pk, refund.created_at)
+
+
+def _refund_metadata(refund: RefundRequest) -> dict[str, str]:
+    metadata = {"refund_request_id": str(refund.pk)}
+    booking_id = Booking.objects.filter(payment_id=refund.payment_id).values_list("pk", flat=True).first()
+    if refund.kind in BOOKING_REFUND_KINDS and booking_id is not None:
+        metadata["booking_id"] = str(booking_id)
+    return metadata
+
+
+def refund_pending_issue(*, refund_request_id: int) -> RefundRequest:
+    """Issue the Stripe refund of a committed, pending request that nobody needs to decide (a
+    booking's decline, cancel or expiry), or that an admin already approved, under its own key.
+
+    Safe to repeat: a request Stripe already answered is returned as it is. A refusal by Stripe
+    (400) fails the request and queues what is owed for an admin; 503/504 raise, leaving it pending."""
+    payment_id = RefundRequest.objects.filter(pk=refund_request_id).values_list("payment_id", flat=True).first()
+    if payment_id is None:
+        raise NotFound("Refund request not found.")
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        refund = RefundRequest.objects.select_for_update().get(pk=refund_request_id)
+        if refund.status != RefundRequestStatus.PENDING or refund.stripe_refund_id:
+            return refund
+        refund.payment = payment
+        try:
+            with transaction.atomic():
+                return _issue(refund, key=_refund_key(refund), metadata=_refund_metadata(refund))
+        except gateway.ProviderInvalidRequest as exc:
+            _fail_refused(refund, exc)
+            if refund.kind in BOOKING_REFUND_KINDS:
+                _queue_for_admin(payment, refund)
+            return refund
+
+
+def owed_booking_refund_ids(*, kind: str | None = None, payment_id: int | None = None,
+                            before=None) -> list[int]:
+    """Booking refunds (decline, cancel, expiry) still pending: Stripe's answer was never heard."""
+    owed = RefundRequest.objects.filter(status=RefundRequestStatus.PENDING, stripe_refund_id=None,
+                                        kind__in=[kind] if kind else BOOKING_REFUND_KINDS)
+    if payment_id is not None:
+        owed = owed.filter(payment_id=payment_id)
+    if before is not None:
+        owed = owed.filter(updated_at__lt=before)
+    return list(owed.order_by("pk").values_list("pk", flat=True))
+
+
+def refund_owed_finish(*, refund_request_id: int) -> RefundRequest:
+    """Finish a committed refund whose Stripe answer is unknown: Stripe's own list first (it may
+    have refunded, and an idempotency key is only kept 24 hours), then issue what is still owed."""
+    payment_id = RefundRequest.objects.filter(pk=refund_request_id).values_list("payment_id", flat=True).first()
+    if payment_id is None:
+        raise NotFound("Refund request not found.")
+    payment_sync_refunds(payment_id=payment_id)
+    return refund_pending_issue(refund_request_id=refund_request_id)
+
+
+def _fail_refused(refund: RefundRequest, exc: gateway.ProviderInvalidRequest) -> None:
+    """Stripe refused the refund itself (a disputed charge, already refunded there, ...): the
+    request failed, with Stripe's reason; no money moved."""
+    refund.status = RefundRequestStatus.FAILED
+    refund.failure_reason = exc.message[:255]
+    refund.save(update_fields=["status", "failure_reason", "updated_at"])
+    notifications.refund_outcome(refund_id=refund.pk)
 
 
 def booking_decline(*, booking: Booking, user) -> Booking:
@@ -275,15 +368,9 @@ def refund_request_approve(*, admin, refund_request_id: int, note: str = "") -> 
         refund.payment = payment
         try:
             with transaction.atomic():
-                return _issue(refund, key=keys.row_key("refund", refund.pk, refund.created_at),
-                              metadata={"refund_request_id": str(refund.pk)})
+                return _issue(refund, key=_refund_key(refund), metadata=_refund_metadata(refund))
         except gateway.ProviderInvalidRequest as exc:
-            # Stripe refused the refund itself (a disputed charge, already refunded there, ...):
-            # the request failed, with Stripe's reason; no money moved.
-            refund.status = RefundRequestStatus.FAILED
-            refund.failure_reason = exc.message[:255]
-            refund.save(update_fields=["status", "failure_reason", "updated_at"])
-            notifications.refund_outcome(refund_id=refund.pk)
+            _fail_refused(refund, exc)
             return refund
 
 
@@ -291,6 +378,9 @@ def refund_request_reject(*, admin, refund_request_id: int, note: str) -> Refund
     _ensure_admin(admin)
     with transaction.atomic():
         refund = _lock_pending(refund_request_id)
+        if refund.kind in BOOKING_REFUND_KINDS:
+            raise InvalidState("This refund is owed for a closed booking; it can be approved, not rejected.",
+                               extra={"status": refund.status})
         refund.status = RefundRequestStatus.REJECTED
         refund.decided_by = admin
         refund.decided_at = timezone.now()
@@ -314,9 +404,17 @@ def admin_refund_create(*, admin, payment: Payment, amount_cents: int | None, re
         if own is not None and own.amount_cents == (locked.refundable_cents if amount_cents is None else amount_cents):
             refund = own
         else:
+            own = None
             refund = _new_pending_request(locked, amount_cents=amount_cents, kind=RefundKind.ADMIN, reason=reason,
                                           requested_by=admin)
-    return refund_request_approve(admin=admin, refund_request_id=refund.pk)
+    try:
+        return refund_request_approve(admin=admin, refund_request_id=refund.pk)
+    except InvalidState:
+        if own is None:
+            raise
+        # The twin request this call took over was decided meanwhile, by a concurrent identical call:
+        # that one is the refund; this one found it pending.
+        raise RefundPending() from None
 
 
 # --- syncing from Stripe (webhooks, reconciliation) --------------------------------------------------------

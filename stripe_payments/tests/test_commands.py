@@ -18,6 +18,7 @@ from stripe_payments.models import (
     PaymentStatus,
     RefundKind,
     RefundRequest,
+    RefundRequestStatus,
 )
 
 from .conftest import PAY_URL, THREE_DS, VISA, card, stripe_calls
@@ -91,23 +92,31 @@ def test_expire_leaves_confirmed_bookings_alone(paid, stripe_emulator):
     assert stripe_calls(stripe_emulator, "POST", "/v1/refunds") == []
 
 
-def test_expire_reports_a_stripe_outage_fails_and_leaves_the_booking_for_the_next_run(
-        paid, stripe_emulator, settings):
+@pytest.mark.parametrize("fault", ["error_500", "drop_after_work"])
+def test_expire_reports_a_stripe_outage_fails_and_the_next_run_finishes_the_refund_once(
+        fault, paid, stripe_emulator, settings):
     from django.core.management.base import CommandError
 
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     payment = paid()
     booking = Booking.objects.get(payment=payment)
     age_booking(booking, 49)
-    stripe_emulator.arm_fault("POST", "/v1/refunds", "error_500")
+    stripe_emulator.arm_fault("POST", "/v1/refunds", fault)
     with pytest.raises(CommandError):
         run("expire_pending_bookings")
     booking.refresh_from_db()
-    assert booking.status == BookingStatus.PENDING_CONFIRMATION
+    assert booking.status == BookingStatus.DECLINED  # expired: no teacher can confirm it any more
+    assert RefundRequest.objects.get(payment=payment).status == RefundRequestStatus.PENDING
 
-    assert "1 expired" in run("expire_pending_bookings")
-    booking.refresh_from_db()
-    assert booking.status == BookingStatus.DECLINED
+    out = run("expire_pending_bookings")
+    assert "0 expired, 0 failed" in out and "succeeded" in out
+    payment.refresh_from_db()
+    assert (payment.status, payment.refunded_cents) == (PaymentStatus.REFUNDED, payment.amount_cents)
+    # A lost answer is found in Stripe's list (one POST in all); an unexecuted one is sent again.
+    assert len(stripe_calls(stripe_emulator, "POST", "/v1/refunds")) == (1 if fault == "drop_after_work" else 2)
+    with stripe_emulator.state.lock:
+        refunds_at_stripe = [o for o in stripe_emulator.state.objects.values() if o.get("object") == "refund"]
+    assert len(refunds_at_stripe) == 1
 
 
 # --- reconcile_payments ----------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 
@@ -132,14 +134,36 @@ def test_a_refunds_outcome_goes_to_the_student_and_the_teacher(outcome, paid, st
     assert_no_card_number(mail.outbox)
 
 
-def test_no_e_mail_is_sent_for_a_change_that_rolled_back(paid, teacher, stripe_emulator, settings, on_commit):
+def test_no_e_mail_is_sent_for_a_change_that_rolled_back(paid, student, admin_user, stripe_emulator, settings,
+                                                         on_commit):
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    payment = paid()
+    request = refunds.refund_request_create(student=student, payment=payment, amount_cents=None, reason="")
+    mail.outbox.clear()
+    stripe_emulator.arm_fault("POST", "/v1/refunds", "error_500")
+    with on_commit(), pytest.raises(gateway.ProviderError):
+        refunds.refund_request_approve(admin=admin_user, refund_request_id=request.pk)
+    assert mail.outbox == []
+
+
+def test_a_decline_whose_refund_is_delayed_tells_the_decision_now_and_the_refund_when_it_is_done(
+        paid, student, teacher, stripe_emulator, settings, on_commit):
+    from stripe_payments.reconciliation import reconcile
+
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     payment = paid()
     mail.outbox.clear()
     stripe_emulator.arm_fault("POST", "/v1/refunds", "error_500")
     with on_commit(), pytest.raises(gateway.ProviderError):
         refunds.booking_decline(booking=Booking.objects.get(payment=payment), user=teacher)
-    assert mail.outbox == []
+    assert [m.subject.split(":")[0] for m in mail.outbox] == ["Booking declined"]
+    assert "being refunded" in mail.outbox[0].body
+
+    mail.outbox.clear()
+    with on_commit():
+        reconcile(older_than=timedelta(0))
+    assert sorted(to for m in mail.outbox if m.subject.startswith("Refund succeeded") for to in m.to) == sorted(
+        [student.email, teacher.email])
 
 
 def test_a_whole_lifecycle_sends_no_card_number_anywhere(paid, client_for, student, teacher, admin_user, on_commit):

@@ -3,6 +3,7 @@ and expiry refunds, refund requests and their decisions, the cumulative split, S
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from bookings import services as booking_services
 from bookings.models import Booking, BookingStatus
 from linguaflex.errors import Forbidden, InvalidState, ValidationFailed
 from stripe_payments import gateway, keys, refunds
@@ -75,8 +77,8 @@ def fast_failing_stripe(settings):
     return settings
 
 
-def booking_key(booking: Booking) -> str:
-    return keys.row_key("booking", booking.pk, booking.created_at, "refund")
+def request_key(refund: RefundRequest) -> str:
+    return keys.row_key("refund", refund.pk, refund.created_at)
 
 
 def request_key(request: RefundRequest) -> str:
@@ -120,7 +122,7 @@ def test_decline_cancel_and_expiry_refund_in_full_once(action, kind, target, pai
     refund = RefundRequest.objects.get(payment=payment)
     assert (refund.kind, refund.status, refund.amount_cents, refund.applied) == (
         kind, RefundRequestStatus.SUCCEEDED, payment.amount_cents, True)
-    assert [r["idempotency_key"] for r in refund_posts(stripe_emulator)] == [booking_key(booking)]
+    assert [r["idempotency_key"] for r in refund_posts(stripe_emulator)] == [request_key(refund)]
 
     with pytest.raises(InvalidState):
         run()
@@ -185,24 +187,93 @@ def test_decline_after_a_partial_refund_returns_what_is_left_and_supersedes_a_pe
     assert "Superseded" in pending.decision_note
 
 
-def test_a_decline_that_stripe_cannot_answer_changes_nothing_and_a_retry_refunds_once(
-        paid, stripe_emulator, teacher, fast_failing_stripe):
+@pytest.mark.parametrize("action", ["decline", "cancel", "expire"])
+@pytest.mark.parametrize("fault", ["drop_after_work", "error_500", "timeout"])
+def test_a_booking_refund_whose_answer_is_lost_closes_the_booking_and_records_what_is_owed(
+        action, fault, paid, stripe_emulator, student, teacher, fast_failing_stripe):
+    payment = paid()
+    booking = _booking(payment)
+    target = BookingStatus.CANCELLED if action == "cancel" else BookingStatus.DECLINED
+    stripe_emulator.arm_fault("POST", "/v1/refunds", fault, count=5, seconds=2)
+
+    def run():
+        if action == "decline":
+            return refunds.booking_decline(booking=booking, user=teacher)
+        if action == "cancel":
+            return refunds.booking_cancel(booking=booking, user=student)
+        return refunds.booking_expire(booking_id=booking.pk)
+
+    with pytest.raises(gateway.GatewayError) as caught:
+        run()
+    assert caught.value.status_code in (502, 503, 504)
+    booking.refresh_from_db()
+    payment.refresh_from_db()
+    # The decision and the debt are committed: the teacher can no longer confirm a refunded lesson.
+    assert booking.status == target
+    owed = RefundRequest.objects.get(payment=payment)
+    assert (owed.status, owed.amount_cents, owed.stripe_refund_id) == (
+        RefundRequestStatus.PENDING, payment.amount_cents, None)
+    with pytest.raises(InvalidState):
+        booking_services.booking_confirm(booking=booking, user=teacher)
+
+    stripe_emulator.clear_faults()
+    assert run().status == target  # the same request again finishes the refund under the same key
+    _assert_fully_refunded(payment)
+    assert len(stripe_refunds(stripe_emulator, payment)) == 1
+    assert {r["idempotency_key"] for r in refund_posts(stripe_emulator)} == {request_key(owed)}
+    with pytest.raises(InvalidState):  # and once refunded, it is simply closed
+        run()
+
+
+def test_a_lost_decline_refund_then_a_cancel_or_expiry_never_reuses_its_stripe_key(
+        paid, stripe_emulator, student, teacher, fast_failing_stripe):
     payment = paid()
     booking = _booking(payment)
     stripe_emulator.arm_fault("POST", "/v1/refunds", "drop_after_work")
-
-    with pytest.raises(gateway.ProviderUnavailable):
+    with pytest.raises(gateway.GatewayError):
         refunds.booking_decline(booking=booking, user=teacher)
-    booking.refresh_from_db()
-    payment.refresh_from_db()
-    assert booking.status == BookingStatus.PENDING_CONFIRMATION
-    assert (payment.status, payment.refunded_cents) == (PaymentStatus.SUCCEEDED, 0)
-    assert not RefundRequest.objects.exists()
 
-    assert refunds.booking_decline(booking=booking, user=teacher).status == BookingStatus.DECLINED
+    with pytest.raises(InvalidState):  # the booking is declined: the student cannot cancel it too
+        refunds.booking_cancel(booking=booking, user=student)
+    assert not Booking.objects.filter(status=BookingStatus.PENDING_CONFIRMATION).exists()
+    assert len(stripe_refunds(stripe_emulator, payment)) == 1  # Stripe refunded once, under the decline's key
+
+
+def test_reconcile_finishes_a_booking_refund_whose_answer_was_lost(
+        paid, stripe_emulator, teacher, fast_failing_stripe):
+    from stripe_payments.reconciliation import reconcile
+
+    payment = paid()
+    booking = _booking(payment)
+    stripe_emulator.arm_fault("POST", "/v1/refunds", "drop_after_work")
+    with pytest.raises(gateway.GatewayError):
+        refunds.booking_decline(booking=booking, user=teacher)
+
+    report = reconcile(older_than=timedelta(0))
+    assert not report.errors
+    _assert_fully_refunded(payment)
+    owed = RefundRequest.objects.get(payment=payment)
+    assert (owed.status, owed.applied) == (RefundRequestStatus.SUCCEEDED, True)
+    assert len(stripe_refunds(stripe_emulator, payment)) == 1
+
+
+def test_reconcile_issues_a_booking_refund_that_never_reached_stripe(
+        paid, stripe_emulator, teacher, fast_failing_stripe):
+    from stripe_payments.reconciliation import reconcile
+
+    payment = paid()
+    booking = _booking(payment)
+    stripe_emulator.arm_fault("POST", "/v1/refunds", "error_500", count=10)
+    with pytest.raises(gateway.GatewayError):
+        refunds.booking_decline(booking=booking, user=teacher)
+    assert stripe_refunds(stripe_emulator, payment) == []
+    stripe_emulator.clear_faults()
+
+    reconcile(older_than=timedelta(0))
     _assert_fully_refunded(payment)
     assert len(stripe_refunds(stripe_emulator, payment)) == 1
-    assert {r["idempotency_key"] for r in refund_posts(stripe_emulator)} == {booking_key(booking)}
+    booking.refresh_from_db()
+    assert booking.status == BookingStatus.DECLINED
 
 
 def test_a_decline_whose_answer_was_lost_is_completed_by_stripes_refund_event(
@@ -212,8 +283,10 @@ def test_a_decline_whose_answer_was_lost_is_completed_by_stripes_refund_event(
     payment = paid()
     booking = _booking(payment)
     stripe_emulator.arm_fault("POST", "/v1/refunds", "drop_after_work")
-    with pytest.raises(gateway.ProviderUnavailable):
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(gateway.ProviderUnavailable):
         refunds.booking_decline(booking=booking, user=teacher)
+    # The decision is told at once; the refund's outcome when Stripe's answer is known.
+    assert student.email in [to for m in mail.outbox if m.subject.startswith("Booking declined") for to in m.to]
     mail.outbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -224,10 +297,25 @@ def test_a_decline_whose_answer_was_lost_is_completed_by_stripes_refund_event(
     _assert_fully_refunded(payment)
     refund = RefundRequest.objects.get(payment=payment)
     assert (refund.kind, refund.status, refund.applied) == (RefundKind.DECLINE, RefundRequestStatus.SUCCEEDED, True)
-    assert student.email in [to for m in mail.outbox if m.subject.startswith("Booking declined") for to in m.to]
-    with pytest.raises(InvalidState):  # the teacher's retry: already declined
+    assert student.email in [to for m in mail.outbox if m.subject.startswith("Refund succeeded") for to in m.to]
+    with pytest.raises(InvalidState):  # the teacher's retry: already declined and refunded
         refunds.booking_decline(booking=booking, user=teacher)
     assert len(stripe_refunds(stripe_emulator, payment)) == 1
+
+
+def test_a_booking_refund_can_be_approved_but_not_rejected_by_an_admin(
+        paid, stripe_emulator, teacher, admin_user, fast_failing_stripe):
+    payment = paid()
+    stripe_emulator.arm_fault("POST", "/v1/refunds", "error_500", count=10)
+    with pytest.raises(gateway.GatewayError):
+        refunds.booking_decline(booking=_booking(payment), user=teacher)
+    stripe_emulator.clear_faults()
+    owed = RefundRequest.objects.get(payment=payment)
+    with pytest.raises(InvalidState):
+        refunds.refund_request_reject(admin=admin_user, refund_request_id=owed.pk, note="no")
+    assert refunds.refund_request_approve(admin=admin_user, refund_request_id=owed.pk).status == \
+        RefundRequestStatus.SUCCEEDED
+    _assert_fully_refunded(payment)
 
 
 # --- refund requests: the split ------------------------------------------------------------------------

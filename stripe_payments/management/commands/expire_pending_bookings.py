@@ -1,4 +1,5 @@
-"""Decline and refund bookings the teacher left unanswered. Cron: every 5 minutes."""
+"""Decline and refund bookings the teacher left unanswered, and finish expiry refunds whose Stripe
+answer was lost. Cron: every 5 minutes."""
 
 from datetime import timedelta
 
@@ -9,6 +10,7 @@ from django.utils import timezone
 from bookings.selectors import bookings_pending_confirmation_before
 from linguaflex.errors import DomainError
 from stripe_payments import refunds
+from stripe_payments.models import RefundKind
 
 
 class Command(BaseCommand):
@@ -19,7 +21,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         hours = options["hours"] if options["hours"] is not None else settings.BOOKING_CONFIRMATION_HOURS
-        cutoff = timezone.now() - timedelta(hours=hours)
+        started = timezone.now()
+        cutoff = started - timedelta(hours=hours)
         expired = failed = 0
         for booking_id in list(bookings_pending_confirmation_before(cutoff=cutoff).values_list("pk", flat=True)):
             try:
@@ -32,6 +35,16 @@ class Command(BaseCommand):
                 continue
             expired += 1
             self.stdout.write(f"booking {booking_id}: declined and refunded (no answer in {hours:g} h)")
+        # Expired by an earlier run, but Stripe's answer to the refund was lost: finish those too.
+        for refund_id in refunds.owed_booking_refund_ids(kind=RefundKind.EXPIRY, before=started):
+            try:
+                refund = refunds.refund_owed_finish(refund_request_id=refund_id)
+            except DomainError as exc:
+                failed += 1
+                self.stderr.write(f"refund request {refund_id}: {exc.code}: {exc.message}")
+                continue
+            self.stdout.write(f"refund request {refund_id} (booking expired earlier): {refund.status}")
         self.stdout.write(f"{expired} expired, {failed} failed")
         if failed:
-            raise CommandError(f"{failed} booking(s) could not be refunded; they stay pending for the next run.")
+            raise CommandError(f"{failed} refund(s) could not reach Stripe; the bookings are declined and "
+                               "their refunds stay owed for the next run (or reconcile_payments).")
