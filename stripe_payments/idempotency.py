@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from linguaflex import deadline as request_deadline
 from linguaflex.errors import DomainError
 
 from .models import IdempotencyRecord, Payment
@@ -60,11 +61,10 @@ def _without_cvc(data: Any) -> Any:
 
 def stale_in_flight() -> timedelta:
     """How long a key whose holder vanished (a killed worker) stays held before a twin takes it
-    over: longer than the holder's slowest Stripe call with every retry, so a live holder is never
-    overtaken (that could create a second payment)."""
-    attempts = max(0, int(settings.STRIPE_MAX_NETWORK_RETRIES)) + 1
-    slowest = attempts * (settings.STRIPE_CONNECT_TIMEOUT + settings.STRIPE_READ_TIMEOUT + 2)
-    return max(MIN_STALE_IN_FLIGHT, timedelta(seconds=2 * slowest))
+    over: twice the request deadline (``REQUEST_DEADLINE_SECONDS``, which bounds the holder's
+    every Stripe call and retry), and never under two minutes, so a live holder is never
+    overtaken (that could create a second payment). 2 minutes with the defaults."""
+    return max(MIN_STALE_IN_FLIGHT, timedelta(seconds=2 * float(settings.REQUEST_DEADLINE_SECONDS)))
 
 
 def request_hash(*, scope: str, data: Any) -> str:
@@ -119,7 +119,11 @@ def run_idempotent(*, user, key: str | None, scope: str, data: Any,
 
     if record.scope != scope or not hmac.compare_digest(record.request_hash, digest):
         raise IdempotencyConflict()
-    deadline = time.monotonic() + settings.IDEMPOTENCY_WAIT_SECONDS
+    wait = float(settings.IDEMPOTENCY_WAIT_SECONDS)
+    left = request_deadline.remaining()
+    if left is not None:  # the twin's wait counts against this request's own deadline
+        wait = max(0.0, min(wait, left - 1.0))
+    deadline = time.monotonic() + wait
     while True:
         if record.response_status is not None:
             return Outcome(status=record.response_status, body=record.response_body or {}, payment=record.payment)

@@ -36,6 +36,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "linguaflex.deadline.RequestDeadlineMiddleware",
+    # Card data in a URL is refused before anything else reads or logs the request.
+    "linguaflex.middleware.CardDataInQueryStringMiddleware",
     "linguaflex.middleware.JsonNotFoundMiddleware",
     "linguaflex.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -213,6 +216,10 @@ STRIPE_ALLOW_RAW_CARD_DATA = env_bool("STRIPE_ALLOW_RAW_CARD_DATA", False)
 STRIPE_CONNECT_TIMEOUT = env_float("STRIPE_CONNECT_TIMEOUT", 5.0)
 STRIPE_READ_TIMEOUT = env_float("STRIPE_READ_TIMEOUT", 20.0)
 STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+# The whole request's budget for Stripe, across every call and retry (linguaflex.deadline): kept
+# below the proxy's 60 s (deploy/nginx.conf) so a client always hears the contract's 504 first.
+# Measured from the proxy's X-Request-Start when it sends one, so time spent queued counts too.
+REQUEST_DEADLINE_SECONDS = env_float("REQUEST_DEADLINE_SECONDS", 25.0)
 STRIPE_WEBHOOK_TOLERANCE = 300
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 IDEMPOTENCY_WAIT_SECONDS = env_float("IDEMPOTENCY_WAIT_SECONDS", 10.0)
@@ -232,8 +239,14 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # The filter sits on the loggers too, not only on the handler: a record is masked before any
+    # handler sees it, including ones added later (a file, a test's capture). django.server is the
+    # runserver request log ("GET /path?query" 400), django.request the 4xx/5xx log.
     "loggers": {
-        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "filters": ["redact_cards"], "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "filters": ["redact_cards"], "propagate": False},
+        "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "filters": ["redact_cards"],
+                           "propagate": False},
         "stripe": {
             "handlers": ["console"],
             "level": env_str("STRIPE_LOG_LEVEL", "WARNING").upper(),
