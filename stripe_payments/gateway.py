@@ -9,6 +9,7 @@ small dataclasses and exceptions. Nothing else in the project knows Stripe's obj
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import stripe
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
+from linguaflex import deadline as request_deadline
 from linguaflex.errors import DomainError
 
 from .cards import CardInput
@@ -71,6 +73,7 @@ class IntentResult:
     redirect_url: str | None
     last_error: CardFailure | None
     metadata: dict[str, str]
+    created: int = 0  # Unix seconds
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class RefundResult:
     charge_id: str | None
     failure_reason: str | None
     metadata: dict[str, str]
+    created: int = 0  # Unix seconds
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,52 @@ class WebhookSignatureInvalid(DomainError):
     message = "The webhook signature is missing, invalid or too old."
 
 
+# --- the operations -------------------------------------------------------------------------------
+# Every Stripe call the project makes: name -> (HTTP method, path prefix). ``_call`` refuses a name
+# that is not here, and the fault-matrix tests are generated from this table, so a new Stripe call
+# without its row of faults fails the suite.
+OPERATIONS: dict[str, tuple[str, str]] = {
+    # name: (HTTP method, a regular expression for the request path)
+    "customers.create": ("POST", r"^/v1/customers$"),
+    "setup_intents.create": ("POST", r"^/v1/setup_intents$"),
+    "setup_intents.retrieve": ("GET", r"^/v1/setup_intents/[^/]+$"),
+    "payment_intents.create": ("POST", r"^/v1/payment_intents$"),
+    "payment_intents.retrieve": ("GET", r"^/v1/payment_intents/(?!search$)[^/]+$"),
+    "payment_intents.cancel": ("POST", r"^/v1/payment_intents/[^/]+/cancel$"),
+    "payment_intents.list": ("GET", r"^/v1/payment_intents$"),
+    "payment_intents.search": ("GET", r"^/v1/payment_intents/search$"),
+    "payment_methods.retrieve": ("GET", r"^/v1/payment_methods/[^/]+$"),
+    "payment_methods.detach": ("POST", r"^/v1/payment_methods/[^/]+/detach$"),
+    "refunds.create": ("POST", r"^/v1/refunds$"),
+    "refunds.retrieve": ("GET", r"^/v1/refunds/[^/]+$"),
+    "refunds.list": ("GET", r"^/v1/refunds$"),
+    "charges.retrieve": ("GET", r"^/v1/charges/[^/]+$"),
+    "charges.list": ("GET", r"^/v1/charges$"),
+}
+
+# A try is not started with less than this left of the request's deadline: it could only time out.
+MIN_TRY_SECONDS = 0.5
+
+
 # --- the client -------------------------------------------------------------------------------------
+class _DeadlineRequestsClient(stripe.RequestsClient):
+    """The SDK's requests client, with each try's timeouts cut to what is left of the request's
+    deadline (``linguaflex.deadline``): the SDK reads ``_timeout`` at every request."""
+
+    @property
+    def _timeout(self):
+        connect, read = self._configured_timeout
+        left = request_deadline.remaining()
+        if left is None:
+            return connect, read
+        left = max(MIN_TRY_SECONDS, left)
+        return min(connect, left), min(read, left)
+
+    @_timeout.setter
+    def _timeout(self, value) -> None:
+        self._configured_timeout = value
+
+
 _clients: dict[tuple, stripe.StripeClient] = {}
 _clients_lock = threading.Lock()
 
@@ -208,7 +257,7 @@ def _client() -> stripe.StripeClient:
                     base_addresses={"api": settings.STRIPE_API_BASE},
                     # The SDK's pinned API version (stripe.api_version) is used: no override.
                     max_network_retries=0,  # retried below, explicitly, with the same idempotency key
-                    http_client=stripe.RequestsClient(
+                    http_client=_DeadlineRequestsClient(
                         timeout=(settings.STRIPE_CONNECT_TIMEOUT, settings.STRIPE_READ_TIMEOUT)
                     ),
                 )
@@ -235,13 +284,23 @@ def _card_failure_from(error_obj: Any) -> CardFailure | None:
     )
 
 
+# Stripe's messages name objects ("... belongs to customer cus_123"): another student's customer
+# or card must never reach a client, so every id in a message Stripe wrote is masked.
+_STRIPE_ID = re.compile(r"\b(?:acct|ba|card|ch|cs|cus|dp|evt|in|pi|pm|po|price|prod|py|re|seti|src|sub|tok|tr|txn)"
+                        r"_[A-Za-z0-9]+(?:_secret_[A-Za-z0-9]+)?\b")
+
+
+def scrub_ids(message: str) -> str:
+    return _STRIPE_ID.sub("[id]", message)
+
+
 def _map_error(exc: stripe.StripeError) -> GatewayError:
     if isinstance(exc, stripe.CardError):
         err = exc.error
         pi = getattr(err, "payment_intent", None) if err else None
         si = getattr(err, "setup_intent", None) if err else None
         return CardError(
-            exc.user_message or str(getattr(err, "message", "")) or "The card was declined.",
+            scrub_ids(exc.user_message or str(getattr(err, "message", ""))) or "The card was declined.",
             code=exc.code or "card_declined",
             decline_code=getattr(err, "decline_code", None) if err else None,
             payment_intent_id=getattr(pi, "id", None) if pi else None,
@@ -256,7 +315,7 @@ def _map_error(exc: stripe.StripeError) -> GatewayError:
             return ProviderTimeout()
         return ProviderUnavailable()
     if isinstance(exc, stripe.InvalidRequestError):
-        return ProviderInvalidRequest(exc.user_message or "The payment provider refused the request.",
+        return ProviderInvalidRequest(scrub_ids(exc.user_message or "") or "The payment provider refused the request.",
                                       stripe_code=exc.code, param=exc.param)
     if isinstance(exc, stripe.AuthenticationError):
         logger.error("Stripe refused the API key (check STRIPE_SECRET_KEY)")
@@ -272,21 +331,35 @@ def _should_retry(exc: stripe.StripeError) -> bool:
     return False
 
 
+def _out_of_time() -> bool:
+    left = request_deadline.remaining()
+    return left is not None and left < MIN_TRY_SECONDS
+
+
 def _call(operation: str, fn: Callable[[], T]) -> T:
-    """Run one Stripe call, retrying network failures, conflicts and 5xx (same idempotency key)."""
+    """Run one Stripe call, retrying network failures, conflicts and 5xx (same idempotency key),
+    within the request's deadline: no try starts once it is spent (504, nothing sent)."""
+    if operation not in OPERATIONS:
+        raise LookupError(f"unknown Stripe operation {operation!r}: add it to gateway.OPERATIONS")
     retries = max(0, int(settings.STRIPE_MAX_NETWORK_RETRIES))
     attempt = 0
     while True:
+        if _out_of_time():
+            logger.warning("stripe %s not %s: the request's deadline is spent", operation,
+                           "retried" if attempt else "tried")
+            raise ProviderTimeout()
         try:
             return fn()
         except stripe.StripeError as exc:
             if attempt < retries and _should_retry(exc):
                 delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
-                logger.warning("stripe %s failed (%s); retry %d in %.2fs", operation, type(exc).__name__,
-                               attempt + 1, delay)
-                attempt += 1
-                time.sleep(delay)
-                continue
+                left = request_deadline.remaining()
+                if left is None or left - delay >= MIN_TRY_SECONDS:
+                    logger.warning("stripe %s failed (%s); retry %d in %.2fs", operation, type(exc).__name__,
+                                   attempt + 1, delay)
+                    attempt += 1
+                    time.sleep(delay)
+                    continue
             mapped = _map_error(exc)
             if not isinstance(mapped, CardError):
                 logger.warning("stripe %s failed: %s %s", operation, type(exc).__name__, mapped.code)
@@ -352,6 +425,7 @@ def _intent(pi: Any) -> IntentResult:
         redirect_url=_redirect_url(pi),
         last_error=_card_failure_from(pi.get("last_payment_error")),
         metadata=dict(pi.get("metadata") or {}),
+        created=int(pi.get("created") or 0),
     )
 
 
@@ -379,6 +453,7 @@ def _refund(refund: Any) -> RefundResult:
         charge_id=_id_of(refund.get("charge")),
         failure_reason=refund.get("failure_reason"),
         metadata=dict(refund.get("metadata") or {}),
+        created=int(refund.get("created") or 0),
     )
 
 
@@ -529,8 +604,8 @@ def refunds_for_payment_intent(payment_intent_id: str) -> list[RefundResult]:
     return [_refund(refund) for refund in page.data]
 
 
-def charge_retrieve(charge_id: str) -> ChargeResult:
-    charge = _plain(_call("charges.retrieve", lambda: _client().v1.charges.retrieve(charge_id)))
+def _charge(charge: Any) -> ChargeResult:
+    charge = _plain(charge)
     return ChargeResult(
         id=charge["id"],
         payment_intent_id=_id_of(charge.get("payment_intent")),
@@ -539,6 +614,41 @@ def charge_retrieve(charge_id: str) -> ChargeResult:
         refunded=bool(charge.get("refunded")),
         disputed=bool(charge.get("disputed")),
     )
+
+
+def charge_retrieve(charge_id: str) -> ChargeResult:
+    return _charge(_call("charges.retrieve", lambda: _client().v1.charges.retrieve(charge_id)))
+
+
+# --- whole lists, for the consistency check (lists are consistent at Stripe; search is not) --------------
+LIST_PAGE_SIZE = 100
+
+
+def _list_all(operation: str, resource: Callable[[], Any], convert: Callable[[Any], T],
+              created_gte: int | None) -> list[T]:
+    """Every object of one list, newest first, page by page (``starting_after``)."""
+    params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+    if created_gte is not None:
+        params["created"] = {"gte": int(created_gte)}
+    found: list[T] = []
+    while True:
+        page = _call(operation, lambda: resource().list(params=dict(params)))
+        found.extend(convert(item) for item in page.data)
+        if not page.has_more or not page.data:
+            return found
+        params["starting_after"] = page.data[-1].id
+
+
+def payment_intents_all(*, created_gte: int | None = None) -> list[IntentResult]:
+    return _list_all("payment_intents.list", lambda: _client().v1.payment_intents, _intent, created_gte)
+
+
+def refunds_all(*, created_gte: int | None = None) -> list[RefundResult]:
+    return _list_all("refunds.list", lambda: _client().v1.refunds, _refund, created_gte)
+
+
+def charges_all(*, created_gte: int | None = None) -> list[ChargeResult]:
+    return _list_all("charges.list", lambda: _client().v1.charges, _charge, created_gte)
 
 
 # --- webhooks ---------------------------------------------------------------------------------------------

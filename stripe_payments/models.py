@@ -64,6 +64,19 @@ class SavedPaymentMethod(models.Model):
         return f"{self.brand} ****{self.last4}"
 
 
+class PaymentMethodOwner(models.Model):
+    """Whom each Stripe PaymentMethod was made for, saved or not: a card id is usable only by that
+    student (another's is a 404, with no Stripe call). Recorded when the card is set up or first
+    charged, and when a client-created PaymentMethod is first used."""
+
+    stripe_payment_method_id = models.CharField(max_length=255, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_payment_method_id} ({self.user_id})"
+
+
 class Payment(models.Model):
     """One attempt to pay for one gig. Committed (``processing``) before Stripe is called."""
 

@@ -30,7 +30,7 @@ from linguaflex.errors import DomainError, Forbidden, InvalidState, NotFound
 from . import gateway, keys, notifications
 from .cards import CardInput, card_brand
 from .gateway import CardError, IntentResult, SetupResult
-from .models import Payment, PaymentStatus, SavedPaymentMethod, StripeCustomer
+from .models import Payment, PaymentMethodOwner, PaymentStatus, SavedPaymentMethod, StripeCustomer
 from .money import split_amount
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,40 @@ def customer_get_or_create(*, user) -> str:
     return StripeCustomer.objects.get(user=user).stripe_customer_id
 
 
+# --- whose card is it ------------------------------------------------------------------------------------
+def payment_method_claim(*, user, payment_method_id: str) -> bool:
+    """Record that ``user`` owns the PaymentMethod, unless someone already does. True if it is theirs."""
+    try:
+        with transaction.atomic():
+            owner, _ = PaymentMethodOwner.objects.get_or_create(
+                stripe_payment_method_id=payment_method_id, defaults={"user_id": user.pk})
+    except IntegrityError:  # a concurrent claim won
+        owner = PaymentMethodOwner.objects.get(stripe_payment_method_id=payment_method_id)
+    return owner.user_id == user.pk
+
+
+def _ensure_own_payment_method(*, student, payment_method_id: str) -> None:
+    """A card id is usable only by the student it was made for: another's is a 404 with no Stripe
+    call. One a Stripe client SDK made, never seen here, is looked up once and claimed by its first
+    user, unless Stripe has it attached to somebody else's customer."""
+    owner_id = PaymentMethodOwner.objects.filter(
+        stripe_payment_method_id=payment_method_id).values_list("user_id", flat=True).first()
+    if owner_id is not None:
+        if owner_id != student.pk:
+            raise NotFound("Payment method not found.")
+        return
+    try:
+        info = gateway.payment_method_retrieve(payment_method_id)
+    except gateway.ProviderInvalidRequest as exc:
+        if exc.stripe_code == "resource_missing":
+            raise NotFound("Payment method not found.") from None
+        raise
+    if info.customer_id and info.customer_id != _customer_id_of(student):
+        raise NotFound("Payment method not found.")
+    if not payment_method_claim(user=student, payment_method_id=payment_method_id):
+        raise NotFound("Payment method not found.")
+
+
 def _save_card(*, user, pm: gateway.PaymentMethodInfo) -> tuple[SavedPaymentMethod, bool]:
     """Record an attached card once per fingerprint. Returns (saved card, created)."""
     card = pm.card
@@ -85,6 +119,8 @@ def _save_card(*, user, pm: gateway.PaymentMethodInfo) -> tuple[SavedPaymentMeth
         # below cannot race (two first cards saved at once both became the default before).
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         existing = SavedPaymentMethod.objects.filter(stripe_payment_method_id=pm.id).first()
+        if existing is not None and existing.user_id != user.pk:
+            raise NotFound("Payment method not found.")  # never another student's card
         if existing is None and card.fingerprint:
             existing = SavedPaymentMethod.objects.filter(user=user, fingerprint=card.fingerprint).first()
         if existing is not None:
@@ -137,6 +173,8 @@ def payment_method_add(*, user, card: CardInput, save_for_future: bool, idempote
 
 
 def _added_card_from_setup(*, user, result: SetupResult, save: bool) -> AddedCard:
+    if result.payment_method is not None:
+        payment_method_claim(user=user, payment_method_id=result.payment_method.id)
     if result.status == "requires_action":
         raise AuthenticationRequired(extra={
             "setup_intent_id": result.id, "client_secret": result.client_secret, "redirect_url": result.redirect_url,
@@ -159,6 +197,10 @@ def _added_card_from_setup(*, user, result: SetupResult, save: bool) -> AddedCar
 def setup_intent_settle(*, setup_intent_id: str) -> tuple[SetupResult, SavedPaymentMethod | None]:
     """After 3-D Secure (return page or ``setup_intent.succeeded``): save the card once."""
     result = gateway.setup_intent_retrieve(setup_intent_id)
+    owner = get_user_model().objects.filter(pk=int(raw)).first() if (raw := result.metadata.get("user_id", "")).isdigit() \
+        else None
+    if result.payment_method is not None and owner is not None:
+        payment_method_claim(user=owner, payment_method_id=result.payment_method.id)
     if result.status != "succeeded" or result.payment_method is None or result.metadata.get("save") == "false":
         return result, None
     customer = StripeCustomer.objects.select_related("user").filter(stripe_customer_id=result.customer_id).first()
@@ -252,10 +294,13 @@ def payment_process(*, student, gig_id: int, card: CardInput | None = None, save
     if sum(x is not None for x in (card, saved_payment_method_id, payment_method_id)) != 1:
         raise DomainError("Send exactly one of card_details, saved_payment_method_id or payment_method_id.")
     if resume is not None and resume.student_id == student.pk:
+        resume = _reopen_if_never_sent(resume)
         if resume.status != PaymentStatus.PROCESSING:
             return _outcome(resume)
         return _charge(resume, card=card, off_session=saved_payment_method_id is not None)
     gig = _payable_gig(gig_id)
+    if payment_method_id is not None:
+        _ensure_own_payment_method(student=student, payment_method_id=payment_method_id)
     saved = None
     if saved_payment_method_id is not None:
         saved = SavedPaymentMethod.objects.filter(user=student, stripe_payment_method_id=saved_payment_method_id).first()
@@ -300,6 +345,24 @@ def _charge(payment: Payment, *, card: CardInput | None, off_session: bool) -> P
         _mark_failed(payment.pk, code="invalid_request", decline_code=None, message=exc.message, payment_intent_id=None)
         raise
     return _outcome(payment_settle_from_intent(payment_id=payment.pk, intent=intent), intent=intent)
+
+
+NEVER_SENT = "not_charged"  # the failure code reconciliation gives a payment Stripe never received
+
+
+def _reopen_if_never_sent(payment: Payment) -> Payment:
+    """A retry of the request whose payment reconciliation closed as never sent to Stripe: that
+    payment is tried again, under its own Stripe key (so if Stripe did get it after all, the same
+    PaymentIntent comes back), instead of answering a failure the client never caused."""
+    if payment.status != PaymentStatus.FAILED or payment.failure_code != NEVER_SENT:
+        return payment
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status == PaymentStatus.FAILED and payment.failure_code == NEVER_SENT:
+            payment.status = PaymentStatus.PROCESSING
+            payment.failure_code = payment.decline_code = payment.failure_message = ""
+            payment.save(update_fields=["status", "failure_code", "decline_code", "failure_message", "updated_at"])
+    return payment
 
 
 def _outcome(payment: Payment, *, intent: IntentResult | None = None) -> Payment:
@@ -363,6 +426,7 @@ def payment_settle_from_intent(*, payment_id: int, intent: IntentResult) -> Paym
             payment.stripe_payment_intent_id = intent.id
             fields.add("stripe_payment_intent_id")
         if intent.payment_method is not None:
+            payment_method_claim(user=payment.student, payment_method_id=intent.payment_method.id)
             payment.stripe_payment_method_id = intent.payment_method.id
             fields.add("stripe_payment_method_id")
             if intent.payment_method.card is not None:
@@ -447,7 +511,7 @@ class CreatedIntent:
 def payment_intent_create_for_client(*, student, gig_id: int, resume: Payment | None = None,
                                      remember=None) -> CreatedIntent:
     _ensure_student(student)
-    payment = resume if resume is not None and resume.student_id == student.pk else None
+    payment = _reopen_if_never_sent(resume) if resume is not None and resume.student_id == student.pk else None
     if payment is None:
         gig = _payable_gig(gig_id)
         customer_id = _customer_id_of(student)
@@ -470,6 +534,7 @@ def payment_intent_create_for_client(*, student, gig_id: int, resume: Payment | 
 
 def payment_confirm_for_client(*, student, payment_intent_id: str) -> Payment:
     """Settle a client-confirmed PaymentIntent from Stripe's state."""
+    _ensure_student(student)
     payment = Payment.objects.filter(student=student, stripe_payment_intent_id=payment_intent_id).first()
     if payment is None:
         raise NotFound("Payment not found.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 
 from django.utils.html import escape
@@ -224,7 +225,9 @@ class PaymentReturnView(APIView):
 
     @extend_schema(
         operation_id="payments_return",
-        parameters=[OpenApiParameter("payment_intent", str), OpenApiParameter("setup_intent", str)],
+        parameters=[OpenApiParameter("payment_intent", str), OpenApiParameter("setup_intent", str),
+                    OpenApiParameter("setup_intent_client_secret", str,
+                                     description="Added by Stripe to the return URL; the card's id is shown only with it")],
         responses={
             200: OpenApiResponse(description="An HTML page, or JSON {success, kind, status, message, ...} when asked"),
             **error_responses(400, 404, 502, 503, 504),
@@ -252,9 +255,15 @@ class PaymentReturnView(APIView):
                     raise
                 raise DomainError("Unknown card set-up.", code="not_found", status_code=404) from None
             ok = result.status == "succeeded"
-            # A card verified without saving (save_for_future: false) still returns its id, for one payment.
-            pm_id = saved.stripe_payment_method_id if saved else (
-                result.payment_method.id if ok and result.payment_method else None)
+            # The card's id only to the browser Stripe sent back (it carries the SetupIntent's client
+            # secret): this page is public. A card verified without saving still gets its id, for one
+            # payment by its own student (process-payment refuses it to anyone else).
+            secret = request.query_params.get("setup_intent_client_secret", "")
+            reveal = ok and bool(result.client_secret) and hmac.compare_digest(secret, result.client_secret or "")
+            pm_id = None
+            if reveal:
+                pm_id = saved.stripe_payment_method_id if saved else (
+                    result.payment_method.id if result.payment_method else None)
             message = ("Your card is saved." if saved else "Your card is verified.") if ok \
                 else "The card could not be authenticated."
             data = {"success": ok, "kind": "card", "status": result.status, "saved": saved is not None,

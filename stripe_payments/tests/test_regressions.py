@@ -167,3 +167,38 @@ def test_two_first_cards_saved_at_once_give_one_default_and_no_error(student, mo
     assert errors == []
     assert SavedPaymentMethod.objects.filter(user=student).count() == 2
     assert SavedPaymentMethod.objects.filter(user=student, is_default=True).count() == 1
+
+
+# --- issue 9: contract gaps found by outside probes ------------------------------------------------------
+@pytest.mark.parametrize("role", ["teacher", "admin"])
+def test_confirm_payment_is_403_for_a_teacher_or_an_admin(client_for, make_user, role, stripe_emulator):
+    response = client_for(make_user(role)).post("/stripe-payments/confirm-payment/",
+                                                {"payment_intent_id": "pi_anything"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+
+
+def test_a_retry_after_reconcile_closed_an_unsent_payment_charges_once_instead_of_a_402(
+        client_for, student, gig, stripe_emulator, settings):
+    from datetime import timedelta
+
+    from stripe_payments.reconciliation import reconcile
+
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    client = client_for(student)
+    body = {"gig_id": gig.pk, "card_details": card(VISA)}
+    headers = {"Idempotency-Key": "never-sent-1"}
+    stripe_emulator.arm_fault("POST", "/v1/payment_intents", "error_500")
+    assert client.post(PAY_URL, body, format="json", headers=headers).status_code == 502
+    reconcile(older_than=timedelta(0))
+    payment = Payment.objects.get()
+    assert (payment.status, payment.failure_code) == (PaymentStatus.FAILED, services.NEVER_SENT)
+
+    retry = client.post(PAY_URL, body, format="json", headers=headers)
+
+    assert retry.status_code == 200, retry.content
+    assert retry.json()["payment_id"] == payment.pk and retry.json()["booking_id"]
+    with stripe_emulator.state.lock:
+        intents = [o for o in stripe_emulator.state.objects.values() if o.get("object") == "payment_intent"]
+    assert [i["status"] for i in intents] == ["succeeded"]
+    assert client.post(PAY_URL, body, format="json", headers=headers).json() == retry.json()
