@@ -1,5 +1,6 @@
 """``python -m stripe_emulator --port 12111 [--webhook-url URL] [--webhook-secret whsec_...]
-[--latency-ms N] [--state-file PATH]``: serve on 127.0.0.1 until SIGINT or SIGTERM."""
+[--latency-ms N] [--search-lag-ms N] [--state-file PATH]``: serve on 127.0.0.1 until SIGINT or
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -22,12 +23,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="signing secret (default whsec_stripe_emulator_local_secret)")
     parser.add_argument("--latency-ms", type=float, default=0,
                         help="extra delay per /v1 request, in milliseconds")
+    parser.add_argument("--search-lag-ms", type=float, default=0,
+                        help="search (/v1/*/search) lags this many milliseconds behind, as "
+                             "Stripe's eventually consistent search does (default 0)")
     parser.add_argument("--state-file", default=None,
                         help="load state from this file at start, save it there on exit")
     args = parser.parse_args(argv)
+    if args.search_lag_ms < 0 or args.latency_ms < 0:
+        parser.error("--latency-ms and --search-lag-ms must be 0 or more")
 
     emulator = Emulator(webhook_url=args.webhook_url, webhook_secret=args.webhook_secret,
-                        latency_ms=args.latency_ms)
+                        latency_ms=args.latency_ms, search_lag_ms=args.search_lag_ms)
     if args.state_file:
         try:
             emulator.state.load_file(args.state_file)

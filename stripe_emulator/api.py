@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 from . import cards, objects
 from .cards import BEHAVIOURS, TEST_PAYMENT_METHODS, CardSummary
-from .errors import StripeError, invalid, missing, param_missing
+from .errors import StripeError, invalid, missing, param_missing, unknown_param
 from .params import check_card_fields, get_bool, get_dict, get_enum, get_int, get_list, get_str, merge_metadata
 from .store import Context, IdList, State, snapshot
 
@@ -37,11 +37,64 @@ def _list_params(p: dict) -> tuple[int, Optional[str], Optional[str]]:
     return limit, get_str(p, "starting_after"), get_str(p, "ending_before")
 
 
+_CREATED_OPS = ("gt", "gte", "lt", "lte")
+
+
+def _timestamp(raw, param: str) -> Optional[int]:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        try:
+            return int(raw)
+        except ValueError:
+            pass
+    raise invalid(f"Invalid integer: {raw}", param=param, code="parameter_invalid_integer")
+
+
+def _created_range(p: dict) -> Optional[tuple[Optional[int], Optional[int]]]:
+    """The ``created`` filter of a list call as inclusive bounds (None: unbounded), or None
+    without one: ``created=T`` (exactly), or ``created[gt|gte|lt|lte]=T``, Unix seconds."""
+    value = p.get("created")
+    if not isinstance(value, dict):
+        exact = _timestamp(value, "created")
+        return None if exact is None else (exact, exact)
+    lo = hi = None
+    for op, raw in value.items():
+        if op not in _CREATED_OPS:
+            raise unknown_param(f"created[{op}]")
+        bound = _timestamp(raw, f"created[{op}]")
+        if bound is None:
+            continue
+        if op in ("gt", "gte"):
+            bound += op == "gt"
+            lo = bound if lo is None else max(lo, bound)
+        else:
+            bound -= op == "lt"
+            hi = bound if hi is None else min(hi, bound)
+    return lo, hi
+
+
 def _page(st: State, idlist, url: str, p: dict, keep=None) -> dict:
+    """One page of a list, newest first: ``limit``, ``starting_after``, ``ending_before`` and
+    ``created`` (see ``_created_range``) as at Stripe; ``keep`` filters further."""
     limit, after, before = _list_params(p)
+    created = _created_range(p)
     if idlist is None:
         return objects.list_object(url, [], False)
-    ids, has_more = idlist.page(limit, after, before, keep)
+    window = None
+    if created is not None:
+        lo, hi = created
+        window = idlist.window(lo, hi)
+        if window is None:  # the list cannot bisect: check each object
+            outer = keep
+
+            def keep(i: str) -> bool:
+                obj = st.objects.get(i)
+                if obj is None or (outer is not None and not outer(i)):
+                    return False
+                stamp = obj.get("created", 0)
+                return (lo is None or stamp >= lo) and (hi is None or stamp <= hi)
+    ids, has_more = idlist.page(limit, after, before, keep, window)
     return objects.list_object(url, [st.objects[i] for i in ids], has_more)
 
 
@@ -107,7 +160,7 @@ def customers_update(st: State, ctx: Context, p: dict, cid: str) -> dict:
         if field in p:
             cus[field] = get_str(p, field)
     if cus["email"] and "email" in p:
-        st.customers_by_email.setdefault(cus["email"], IdList()).append(cid)
+        st.customers_by_email.setdefault(cus["email"], IdList()).append(cid, cus["created"])
     cus["metadata"] = merge_metadata(cus["metadata"], p)
     _update_invoice_settings(st, cus, p)
     return cus
@@ -629,8 +682,10 @@ _SEARCH_CLAUSE = re.compile(r"""^\s*(metadata\[['"]([^'"]+)['"]\]|status|custome
 
 def payment_intents_search(st: State, ctx: Context, p: dict) -> dict:
     """Stripe's Search Query Language, the part the project uses: clauses ``metadata['k']:'v'``,
-    ``status:'v'`` and ``customer:'v'`` joined by AND. Newest first; a scan, not an index (search
-    is for reconciliation, not the hot path; Stripe's own search is eventually consistent)."""
+    ``status:'v'`` and ``customer:'v'`` joined by AND. Newest first; a scan (search is for
+    reconciliation, not the hot path). Reads the search index (``st.search``), which lags the live
+    state by the configured search lag, as Stripe's eventually consistent search does: it matches
+    and returns each intent as it was ``lag`` ago, and leaves out those created since."""
     query = get_str(p, "query")
     if not query:
         raise param_missing("query")
@@ -654,7 +709,14 @@ def payment_intents_search(st: State, ctx: Context, p: dict) -> dict:
                 return False
         return True
 
-    found = [pi for pi in (st.objects.get(i) for i in st.lists["payment_intent"].ids) if pi and matches(pi)]
+    index = st.search
+    index.commit()
+    found = []
+    for i in reversed(st.lists["payment_intent"].ids):  # newest first, also within a second
+        pi = st.objects.get(i)
+        seen = index.view(pi) if pi is not None else None
+        if seen is not None and matches(seen):
+            found.append(seen)
     found.sort(key=lambda pi: pi.get("created", 0), reverse=True)
     return {"object": "search_result", "data": found[:limit], "has_more": len(found) > limit,
             "next_page": None, "url": "/v1/payment_intents/search", "total_count": len(found)}

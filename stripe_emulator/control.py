@@ -69,6 +69,7 @@ class Control:
             ("GET", r"/_emulator/faults", self.list_faults),
             ("POST", r"/_emulator/faults", self.arm_fault),
             ("DELETE", r"/_emulator/faults", self.clear_faults),
+            ("GET", r"/_emulator/config", self.get_config),
             ("POST", r"/_emulator/config", self.config),
             ("POST", r"/_emulator/webhooks", self.configure_webhooks),
             ("GET", r"/_emulator/deliveries", self.deliveries),
@@ -133,10 +134,28 @@ class Control:
         self.em.faults.clear()
         return _json(200, {"cleared": True})
 
+    def settings(self) -> dict:
+        return {"latency_ms": self.em.latency_ms, "search_lag_ms": self.em.search_lag_ms}
+
+    def get_config(self, data: dict) -> ApiResult:
+        return _json(200, self.settings())
+
     def config(self, data: dict) -> ApiResult:
-        if "latency_ms" in data:
-            self.em.latency_ms = float(data["latency_ms"])
-        return _json(200, {"latency_ms": self.em.latency_ms})
+        """Changes ``latency_ms`` and/or ``search_lag_ms``; answers the settings it was sent
+        (all of them when it was sent none)."""
+        names = [name for name in ("latency_ms", "search_lag_ms") if name in data]
+        try:
+            values = {name: float(data[name]) for name in names}
+            if any(not v >= 0 for v in values.values()):
+                raise ValueError("must be 0 or more")
+        except (TypeError, ValueError) as exc:
+            return _json(400, {"error": {"message": f"Invalid config: {exc}"}})
+        if "latency_ms" in values:
+            self.em.latency_ms = values["latency_ms"]
+        if "search_lag_ms" in values:
+            self.em.set_search_lag(values["search_lag_ms"])
+        current = self.settings()
+        return _json(200, {name: current[name] for name in names} if names else current)
 
     # --- webhooks ------------------------------------------------------------------------------
 
@@ -166,7 +185,10 @@ class Control:
     def act(self, action) -> tuple[dict, list]:
         ctx = self.em.context()
         with self.em.state.lock:
-            obj = action(self.em.state, ctx)
+            try:
+                obj = action(self.em.state, ctx)
+            finally:
+                self.em.state.search.commit()
         return obj, ctx.events
 
     def dispute(self, data: dict, charge_id: str) -> ApiResult:
@@ -250,6 +272,8 @@ class Control:
                     api.complete_si_authentication(self.em.state, ctx, intent, succeed)
             except StripeError as err:
                 error = err
+            finally:
+                self.em.state.search.commit()
             if error is not None and error.status != 402:
                 return {"intent": None, "return_url": None, "succeeded": False,
                         "events": ctx.events, "error": error}

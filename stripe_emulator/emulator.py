@@ -30,6 +30,7 @@ class ApiResult:
     headers: dict = field(default_factory=dict)
     events: list = field(default_factory=list)
     drop: bool = False  # close the connection without answering
+    refuse: bool = False  # reset the connection at once (SO_LINGER 0), without answering
 
 
 def _json(obj) -> bytes:
@@ -43,8 +44,10 @@ def _error(err: StripeError) -> bytes:
 class Emulator:
     def __init__(self, *, webhook_url: Optional[str] = None, webhook_secret: Optional[str] = None,
                  latency_ms: float = 0, clock: Callable[[], float] = time.time,
-                 webhook_backoff: float = 1.0, webhook_max_attempts: int = 4) -> None:
+                 webhook_backoff: float = 1.0, webhook_max_attempts: int = 4,
+                 search_lag_ms: float = 0) -> None:
         self.state = State(clock=clock)
+        self.set_search_lag(search_lag_ms)
         self.idempotency = IdempotencyStore(clock=lambda: self.state.clock())
         self.faults = FaultTable()
         self.webhooks = Dispatcher(webhook_url, webhook_secret, backoff=webhook_backoff,
@@ -62,8 +65,19 @@ class Emulator:
     def set_clock(self, clock: Callable[[], float]) -> None:
         self.state.clock = clock
 
+    @property
+    def search_lag_ms(self) -> float:
+        return self.state.search.lag * 1000.0
+
+    def set_search_lag(self, ms: float) -> None:
+        """Search (``/v1/*/search``) sees each object as it was ``ms`` milliseconds ago on the
+        emulator's clock; 0 (the default): at once. See ``search.py``. ValueError if negative."""
+        with self.state.lock:
+            self.state.search.set_lag(float(ms) / 1000.0)
+
     def reset(self) -> None:
-        """Forget every object, key, fault, delivery and logged request."""
+        """Forget every object, key, fault, delivery and logged request (and the search index's
+        pending changes). The latency, the search lag and the webhook configuration stay."""
         self.faults.clear()
         self.webhooks.reset()
         self.idempotency.clear()
@@ -83,7 +97,10 @@ class Emulator:
         ctx = self.context()
         try:
             with self.state.lock:
-                return action(self.state, ctx)
+                try:
+                    return action(self.state, ctx)
+                finally:
+                    self.state.search.commit()
         finally:
             self.webhooks.enqueue(ctx.events)
 
@@ -108,6 +125,8 @@ class Emulator:
             if fault.kind == "timeout":
                 self.faults.hold(fault.seconds)
                 return ApiResult(0, drop=True)
+            if fault.kind == "refused":
+                return ApiResult(0, refuse=True)
             if fault.kind == "error_500":
                 return ApiResult(500, _json({"error": {
                     "type": "api_error",
@@ -185,8 +204,11 @@ class Emulator:
             check_unknown(operation, params)
             expand = get_list(params, "expand")
             with self.state.lock:
-                obj = fn(self.state, ctx, params, *ids)
-                payload = _json(self.expand(obj, expand))
+                try:
+                    obj = fn(self.state, ctx, params, *ids)
+                    payload = _json(self.expand(obj, expand))
+                finally:  # changes made before a card error count too
+                    self.state.search.commit()
             status, save = 200, True
         except StripeError as err:
             status, payload, save = err.status, _error(err), err.cacheable

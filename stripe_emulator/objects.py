@@ -3,7 +3,8 @@
 Each builder returns a dict with exactly the top-level keys of Stripe's example object of that
 type (``resources.<type>`` in stripe/openapi's fixtures3.json; the emulator's tests compare the
 key sets). Values start as Stripe sets them on a new object; the operations in ``api.py`` change
-them as the object moves through its states.
+them as the object moves through its states. Searchable types come as ``search.Tracked`` dicts, so
+the lagging search index sees their changes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from typing import Any, Optional
 
 from .cards import DISPLAY_BRAND, CardSummary
+from .search import Tracked
 
 API_VERSION = "2026-10-28.endive"
 
@@ -136,7 +138,7 @@ def payment_intent(*, piid: str, now: int, amount: int, currency: str, capture_m
                    application_fee_amount: Optional[int], on_behalf_of: Optional[str],
                    transfer_group: Optional[str], statement_descriptor: Optional[str],
                    statement_descriptor_suffix: Optional[str]) -> dict:
-    return {
+    return Tracked({
         "amount": amount,
         "amount_capturable": 0,
         "amount_details": {"tip": {}},
@@ -183,7 +185,7 @@ def payment_intent(*, piid: str, now: int, amount: int, currency: str, capture_m
         "excluded_payment_method_types": None,
         "customer_account": None,
         "managed_payments": None,
-    }
+    })
 
 
 def setup_intent(*, siid: str, now: int, customer: Optional[str], description: Optional[str],

@@ -8,6 +8,7 @@ its response has been written.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,7 +71,10 @@ class Handler(BaseHTTPRequestHandler):
             result = ApiResult(404, b'{"error":{"type":"invalid_request_error",'
                                     b'"message":"Unrecognized request URL."}}')
         emulator.webhooks.announce(len(result.events))
-        if result.drop:
+        if result.refuse:
+            self.close_connection = True
+            self._reset_connection()
+        elif result.drop:
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -79,6 +83,20 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._write(result)
         emulator.webhooks.enqueue(result.events, announced=True)
+
+    def _reset_connection(self) -> None:
+        """Close the socket now with SO_LINGER 0: the kernel sends RST instead of FIN, so the
+        client sees "connection reset", as close to a refused connection as a server can get
+        once it has accepted. ``finish()`` then finds the socket already closed."""
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            self.rfile.close()  # the makefile reference would otherwise delay the real close
+        except OSError:
+            pass
+        self.connection.close()
 
     def _write(self, result: ApiResult) -> None:
         try:

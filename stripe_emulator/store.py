@@ -2,7 +2,9 @@
 
 All reads and writes happen under ``State.lock`` (one re-entrant lock; each operation is a few
 dict look-ups, so contention is low). Every look-up is a dict access and every list call walks
-only the page it returns, so a request costs the same at 100,000 stored objects as at 10.
+only the page it returns (a ``created`` filter first narrows the list by bisection), so a request
+costs the same at 100,000 stored objects as at 10. Search (``search.SearchIndex``) is the
+exception: a scan, as it is for reconciliation, not the hot path.
 
 Card numbers and CVCs never reach this module: a payment method keeps brand, last4, expiry,
 fingerprint and, in ``pm_meta``, the name of its test-card behaviour.
@@ -16,39 +18,67 @@ import os
 import tempfile
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from collections import deque
 from typing import Callable, Iterable, Optional
 
 from . import objects
 from .errors import invalid
+from .search import SEARCHABLE, SearchIndex, Tracked
 
 STATE_FORMAT = 1
 
 
 class IdList:
-    """Ids in creation order with their positions: pages newest first, in O(page size)."""
+    """Ids in creation order with their positions: pages newest first, in O(page size).
 
-    __slots__ = ("ids", "pos")
+    While every id was appended with its ``created`` and those never decrease (the usual case:
+    ids are appended as objects are created), ``created`` is kept alongside, so ``window`` finds
+    the positions of a ``created`` range by bisection; otherwise ``created`` is None.
+    """
+
+    __slots__ = ("ids", "pos", "created")
 
     def __init__(self) -> None:
         self.ids: list[str] = []
         self.pos: dict[str, int] = {}
+        self.created: Optional[list[int]] = []
 
-    def append(self, obj_id: str) -> None:
+    def append(self, obj_id: str, created: Optional[int] = None) -> None:
         if obj_id not in self.pos:
             self.pos[obj_id] = len(self.ids)
             self.ids.append(obj_id)
+            stamps = self.created
+            if stamps is not None:
+                if created is None or (stamps and created < stamps[-1]):
+                    self.created = None
+                else:
+                    stamps.append(created)
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def window(self, lo: Optional[int], hi: Optional[int]) -> Optional[tuple[int, int]]:
+        """Positions [start, stop) of the ids created in [lo, hi] (None: unbounded), or None
+        when the list cannot tell (then filter each id instead)."""
+        stamps = self.created
+        if stamps is None:
+            return None
+        start = 0 if lo is None else bisect_left(stamps, lo)
+        stop = len(stamps) if hi is None else bisect_right(stamps, hi)
+        return start, max(start, stop)
+
     def page(self, limit: int, starting_after: Optional[str], ending_before: Optional[str],
-             keep: Optional[Callable[[str], bool]] = None) -> tuple[list[str], bool]:
+             keep: Optional[Callable[[str], bool]] = None,
+             window: Optional[tuple[int, int]] = None) -> tuple[list[str], bool]:
+        """Up to ``limit`` ids newest first, and whether more follow; ``window``: only positions
+        in [start, stop)."""
         ids = self.ids
+        start, stop = window if window is not None else (0, len(ids))
         out: list[str] = []
         if ending_before is not None:
-            i = self._position(ending_before, "ending_before") + 1
-            while i < len(ids) and len(out) <= limit:
+            i = max(self._position(ending_before, "ending_before") + 1, start)
+            while i < stop and len(out) <= limit:
                 if keep is None or keep(ids[i]):
                     out.append(ids[i])
                 i += 1
@@ -56,7 +86,8 @@ class IdList:
             return list(reversed(out[:limit])), has_more
         i = (self._position(starting_after, "starting_after") - 1 if starting_after is not None
              else len(ids) - 1)
-        while i >= 0 and len(out) <= limit:
+        i = min(i, stop - 1)
+        while i >= start and len(out) <= limit:
             if keep is None or keep(ids[i]):
                 out.append(ids[i])
             i -= 1
@@ -104,6 +135,7 @@ class State:
         self.clock = clock
         self.webhooks_enabled = False
         self.request_log: deque = deque(maxlen=200_000)
+        self.search = SearchIndex(lambda: self.clock())
         self.reset()
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -121,40 +153,44 @@ class State:
             self.customers_by_email: dict[str, IdList] = {}
             self.events_by_type: dict[str, IdList] = {}
             self.request_log.clear()
+            self.search.clear()
 
     def now(self) -> int:
         return int(self.clock())
 
     # --- objects -------------------------------------------------------------------------------
 
-    def add(self, obj: dict, meta: Optional[dict] = None) -> dict:
-        """Store a new object and index it."""
+    def add(self, obj: dict, meta: Optional[dict] = None, *, new: bool = True) -> dict:
+        """Store an object and index it. ``new``: just created (False: loaded, old)."""
         self.objects[obj["id"]] = obj
         if meta is not None:
             self.pm_meta[obj["id"]] = meta
         self._index(obj)
+        self.search.watch(obj, new=new)
         return obj
 
     def _index(self, obj: dict) -> None:
         kind, oid = obj["object"], obj["id"]
-        self.lists[kind].append(oid)
+        created = obj.get("created")
+        self.lists[kind].append(oid, created)
         customer = obj.get("customer") if kind != "event" else None
         if kind == "payment_method":
             if customer:
                 self.customer_pms.setdefault(customer, {})[oid] = None
         elif customer and kind in ("payment_intent", "setup_intent", "charge"):
-            self.by_customer.setdefault((kind, customer), IdList()).append(oid)
+            self.by_customer.setdefault((kind, customer), IdList()).append(oid, created)
         if kind == "customer" and obj.get("email"):
-            self.customers_by_email.setdefault(obj["email"], IdList()).append(oid)
+            self.customers_by_email.setdefault(obj["email"], IdList()).append(oid, created)
         elif kind == "charge":
-            self.by_parent.setdefault(("charge", obj["payment_intent"]), IdList()).append(oid)
+            self.by_parent.setdefault(("charge", obj["payment_intent"]), IdList()).append(
+                oid, created)
         elif kind == "refund":
-            self.by_parent.setdefault(("refund", obj["charge"]), IdList()).append(oid)
+            self.by_parent.setdefault(("refund", obj["charge"]), IdList()).append(oid, created)
             if obj.get("payment_intent"):
                 self.by_parent.setdefault(("refund", obj["payment_intent"]),
-                                          IdList()).append(oid)
+                                          IdList()).append(oid, created)
         elif kind == "event":
-            self.events_by_type.setdefault(obj["type"], IdList()).append(oid)
+            self.events_by_type.setdefault(obj["type"], IdList()).append(oid, created)
 
     def get(self, kind: str, oid: str) -> Optional[dict]:
         obj = self.objects.get(oid) if isinstance(oid, str) else None
@@ -167,7 +203,8 @@ class State:
         if kind == "payment_method":
             self.customer_pms.setdefault(obj["customer"], {})[obj["id"]] = None
         else:
-            self.by_customer.setdefault((kind, obj["customer"]), IdList()).append(obj["id"])
+            self.by_customer.setdefault((kind, obj["customer"]), IdList()).append(
+                obj["id"], obj.get("created"))
 
     def unindex_pm(self, pm: dict, customer: str) -> None:
         self.customer_pms.get(customer, {}).pop(pm["id"], None)
@@ -213,7 +250,9 @@ class State:
         with self.lock:
             self.reset()
             for obj in data.get("objects", []):
-                self.add(obj)
+                if obj.get("object") in SEARCHABLE:
+                    obj = Tracked(obj)
+                self.add(obj, new=False)
             self.pm_meta.update(data.get("pm_meta", {}))
             self.account_links.update(data.get("account_links", {}))
             self.deleted_customers.update(data.get("deleted_customers", []))

@@ -39,19 +39,34 @@ class EmulatorHandle:
 
     def reset(self) -> None:
         """Forget all objects, idempotency keys, faults, deliveries and logged requests;
-        release any request held by a timeout fault. Webhook configuration and latency stay."""
+        release any request held by a timeout fault. Webhook configuration, latency and the
+        search lag stay (like the latency, the lag is a setting, not state: a test that changes
+        it sets it back, e.g. ``set_search_lag(0)`` in a fixture's teardown)."""
         self.emulator.reset()
 
     def stop(self) -> None:
         self._server.stop()
 
     def set_clock(self, clock: Callable[[], float]) -> None:
-        """Replace the clock (``time.time`` by default) used for ``created`` and for the
-        24-hour idempotency expiry."""
+        """Replace the clock (``time.time`` by default) used for ``created``, for the 24-hour
+        idempotency expiry and for the search lag."""
         self.emulator.set_clock(clock)
 
     def set_latency(self, latency_ms: float) -> None:
         self.emulator.latency_ms = latency_ms
+
+    def set_search_lag(self, ms: float) -> None:
+        """Make ``/v1/*/search`` lag ``ms`` milliseconds behind, on the emulator's clock (see
+        ``set_clock``), as Stripe's eventually consistent search does (about a minute): search
+        leaves out objects created less than ``ms`` ago, and matches and returns every other
+        object as it was ``ms`` ago (a status changed since is seen in its old value). Lists and
+        retrieves are never lagged. 0 (the default) turns the lag off. Kept by ``reset()``.
+        ValueError if negative."""
+        self.emulator.set_search_lag(ms)
+
+    @property
+    def search_lag_ms(self) -> float:
+        return self.emulator.search_lag_ms
 
     # --- request log ---------------------------------------------------------------------------
 
@@ -67,8 +82,16 @@ class EmulatorHandle:
     def arm_fault(self, method: str, path: str, kind: str, count: int = 1,
                   seconds: float = 30.0) -> None:
         """The next ``count`` requests matching ``method`` ("*" for any) and ``path`` (exact or
-        prefix) get ``kind``: "timeout" (held ``seconds``, unexecuted, then dropped),
-        "error_500", "rate_limit" (429), or "drop_after_work" (executed, then dropped)."""
+        prefix) get ``kind``, one of ``stripe_emulator.faults.KINDS``:
+
+        - "timeout": held ``seconds`` without being executed, then the connection is closed;
+        - "error_500": 500 ``api_error``, not executed;
+        - "rate_limit": 429 ``rate_limit``, not executed;
+        - "drop_after_work": executed (idempotent answer saved), then closed without an answer;
+        - "refused": not executed (the idempotency key stays unused), the connection reset at
+          once with no answer: the SDK raises ``APIConnectionError`` immediately.
+
+        ValueError for an unknown kind or a count below 1."""
         self.emulator.faults.arm(method, path, kind, count, seconds)
 
     def clear_faults(self) -> None:
@@ -149,9 +172,10 @@ class EmulatorHandle:
 def start_emulator(*, port: int = 0, webhook_url: Optional[str] = None,
                    webhook_secret: Optional[str] = None, latency_ms: float = 0,
                    webhook_backoff: float = 1.0, webhook_max_attempts: int = 4,
-                   clock: Callable[[], float] = time.time) -> EmulatorHandle:
+                   clock: Callable[[], float] = time.time,
+                   search_lag_ms: float = 0) -> EmulatorHandle:
     """Start an emulator on 127.0.0.1:``port`` (0: a free port) in a daemon thread."""
     emulator = Emulator(webhook_url=webhook_url, webhook_secret=webhook_secret,
                         latency_ms=latency_ms, clock=clock, webhook_backoff=webhook_backoff,
-                        webhook_max_attempts=webhook_max_attempts)
+                        webhook_max_attempts=webhook_max_attempts, search_lag_ms=search_lag_ms)
     return EmulatorHandle(ServerThread(emulator, port).start())

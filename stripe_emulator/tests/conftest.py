@@ -31,6 +31,7 @@ def _fresh(emulator):
     emulator.configure_webhooks(None, max_attempts=4, backoff=0.05)
     emulator.set_clock(time.time)
     emulator.set_latency(0)
+    emulator.set_search_lag(0)
     emulator.reset()
 
 

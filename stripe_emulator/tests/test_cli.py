@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,37 @@ def _local_addresses() -> list[str]:
     except OSError:
         return []
     return sorted({info[4][0] for info in infos})
+
+
+def test_search_lag_option():
+    port = _free_port()
+    proc = _start(port, "--search-lag-ms", "60000")
+    base = f"http://127.0.0.1:{port}"
+    client = stripe.StripeClient("sk_test_cli", base_addresses={"api": base},
+                                 max_network_retries=0)
+    try:
+        config = json.loads(urllib.request.urlopen(f"{base}/_emulator/config", timeout=5).read())
+        assert config == {"latency_ms": 0.0, "search_lag_ms": 60000.0}
+        pi = client.v1.payment_intents.create(params={"amount": 5000, "currency": "usd",
+                                                      "metadata": {"order": "cli"}})
+        found = client.v1.payment_intents.search(params={"query": "metadata['order']:'cli'"})
+        assert found.data == []  # a minute behind, on the real clock
+        assert [p.id for p in client.v1.payment_intents.list().data] == [pi.id]
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def test_search_lag_option_defaults_to_0_and_refuses_negative_values():
+    port = _free_port()
+    proc = _start(port)
+    try:
+        config = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/config",
+                                                   timeout=5).read())
+        assert config["search_lag_ms"] == 0
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+    done = subprocess.run([sys.executable, "-m", "stripe_emulator", "--search-lag-ms", "-1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--search-lag-ms" in done.stderr
