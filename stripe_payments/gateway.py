@@ -205,7 +205,6 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "payment_methods.retrieve": ("GET", r"^/v1/payment_methods/[^/]+$"),
     "payment_methods.detach": ("POST", r"^/v1/payment_methods/[^/]+/detach$"),
     "refunds.create": ("POST", r"^/v1/refunds$"),
-    "refunds.retrieve": ("GET", r"^/v1/refunds/[^/]+$"),
     "refunds.list": ("GET", r"^/v1/refunds$"),
     "charges.retrieve": ("GET", r"^/v1/charges/[^/]+$"),
     "charges.list": ("GET", r"^/v1/charges$"),
@@ -594,14 +593,9 @@ def refund_create(*, payment_intent_id: str, amount_cents: int, idempotency_key:
         params=params, options=_options(idempotency_key))))
 
 
-def refund_retrieve(refund_id: str) -> RefundResult:
-    return _refund(_call("refunds.retrieve", lambda: _client().v1.refunds.retrieve(refund_id)))
-
-
 def refunds_for_payment_intent(payment_intent_id: str) -> list[RefundResult]:
-    page = _call("refunds.list", lambda: _client().v1.refunds.list(
-        params={"payment_intent": payment_intent_id, "limit": 100}))
-    return [_refund(refund) for refund in page.data]
+    return _list_all("refunds.list", lambda: _client().v1.refunds, _refund, None,
+                     {"payment_intent": payment_intent_id})
 
 
 def _charge(charge: Any) -> ChargeResult:
@@ -625,9 +619,9 @@ LIST_PAGE_SIZE = 100
 
 
 def _list_all(operation: str, resource: Callable[[], Any], convert: Callable[[Any], T],
-              created_gte: int | None) -> list[T]:
+              created_gte: int | None, filters: dict[str, Any] | None = None) -> list[T]:
     """Every object of one list, newest first, page by page (``starting_after``)."""
-    params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+    params: dict[str, Any] = {"limit": LIST_PAGE_SIZE, **(filters or {})}
     if created_gte is not None:
         params["created"] = {"gte": int(created_gte)}
     found: list[T] = []

@@ -4,7 +4,6 @@ holds more of a card than its last four digits."""
 from __future__ import annotations
 
 import re
-
 from datetime import timedelta
 
 import pytest

@@ -77,10 +77,6 @@ def fast_failing_stripe(settings):
     return settings
 
 
-def request_key(refund: RefundRequest) -> str:
-    return keys.row_key("refund", refund.pk, refund.created_at)
-
-
 def request_key(request: RefundRequest) -> str:
     request.refresh_from_db()
     return keys.row_key("refund", request.pk, request.created_at)
