@@ -1,10 +1,38 @@
 from __future__ import annotations
 
+from django.contrib.auth import password_validation
+from django.core.validators import MinLengthValidator
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
+from linguaflex.fields import DocumentedCharField
+
 from .models import Role, User, normalize_email
+
+
+def password_min_length() -> int:
+    """The configured MinimumLengthValidator's length (AUTH_PASSWORD_VALIDATORS), read when used."""
+    lengths = [validator.min_length for validator in password_validation.get_default_password_validators()
+               if isinstance(validator, password_validation.MinimumLengthValidator)]
+    return max(lengths, default=0)
+
+
+def password_schema() -> dict:
+    """The rules of Django's password validators, as the schema states them (read when it is built)."""
+    rules = " ".join(password_validation.password_validators_help_texts())
+    return {"description": f"Checked by Django's password validators: {rules}".strip()}
+
+
+def password_field() -> DocumentedCharField:
+    # The length is checked here too, so that the schema states it (minLength); the other rules
+    # (not too similar to the e-mail or name, not a common password, not all digits) are Django's
+    # validators in the service, which the description lists.
+    too_short = MinLengthValidator(
+        password_min_length, message="This password is too short. It must contain at least %(limit_value)d characters.",
+    )
+    return DocumentedCharField(write_only=True, max_length=128, trim_whitespace=False, validators=[too_short],
+                               schema_extra=password_schema)
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -16,7 +44,7 @@ class UserSerializer(serializers.ModelSerializer):
 
 class RegisterInputSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    password = password_field()
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=[Role.STUDENT, Role.TEACHER])
@@ -65,4 +93,4 @@ class PasswordResetInputSerializer(serializers.Serializer):
 class PasswordResetConfirmInputSerializer(serializers.Serializer):
     uid = serializers.CharField(max_length=64)
     token = serializers.CharField(max_length=128)
-    new_password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    new_password = password_field()

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from linguaflex.fields import QuerySerializer
+
 from .models import Booking, BookingStatus
 
 
@@ -23,5 +25,5 @@ class BookingOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BookingListQuerySerializer(serializers.Serializer):
+class BookingListQuerySerializer(QuerySerializer):
     status = serializers.ChoiceField(choices=BookingStatus.choices, required=False)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from linguaflex.fields import AsciiIntegerField, IdField, QuerySerializer
 from linguaflex.money import DollarAmountField, cents_to_dollars
 
 from .models import MAX_DURATION_MINUTES, MAX_PRICE_CENTS, MIN_DURATION_MINUTES, MIN_PRICE_CENTS, Gig
@@ -29,7 +30,7 @@ class GigInputSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     language = serializers.CharField(max_length=64)
     price = DollarAmountField(min_cents=MIN_PRICE_CENTS, max_cents=MAX_PRICE_CENTS)
-    duration_minutes = serializers.IntegerField(min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES)
+    duration_minutes = AsciiIntegerField(min_value=MIN_DURATION_MINUTES, max_value=MAX_DURATION_MINUTES)
 
 
 class GigUpdateSerializer(GigInputSerializer):
@@ -40,8 +41,8 @@ class GigUpdateSerializer(GigInputSerializer):
         super().__init__(*args, **kwargs)
 
 
-class GigListQuerySerializer(serializers.Serializer):
+class GigListQuerySerializer(QuerySerializer):
     language = serializers.CharField(required=False, max_length=64)
-    teacher = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    teacher = IdField(required=False)
     mine = serializers.BooleanField(required=False, default=False)
     ordering = serializers.ChoiceField(required=False, choices=["price", "-price", "created_at", "-created_at"])

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
+
+# A string amount is ASCII: Decimal() also takes "٣" (Arabic-Indic 3), " 3 ", "3_000" and "3e2".
+# The decimals are counted by DecimalField itself, so that "1.234" says "no more than 2 decimal places".
+_DOLLARS = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 def cents_to_dollars(cents: int) -> float:
@@ -17,7 +23,11 @@ def dollars_to_cents(amount: Decimal) -> int:
 
 
 class DollarAmountField(serializers.DecimalField):
-    """Accepts "50.00" or 50 or 50.5; more than two decimals is a 400. Returns integer cents."""
+    """Accepts "50.00" or 50 or 50.5; more than two decimals is a 400. Returns integer cents.
+
+    A string must be ASCII digits with an optional "." and decimals (and a leading "-" where the
+    minimum allows it); the schema states both forms (``DollarAmountFieldExtension``).
+    """
 
     def __init__(self, *, min_cents: int | None = None, max_cents: int | None = None, **kwargs):
         kwargs.setdefault("max_digits", 12)
@@ -31,6 +41,11 @@ class DollarAmountField(serializers.DecimalField):
     def to_internal_value(self, data):
         if isinstance(data, bool):
             self.fail("invalid")
+        if isinstance(data, str):
+            if len(data) > self.MAX_STRING_LENGTH:
+                self.fail("max_string_length")
+            if not _DOLLARS.fullmatch(data):
+                self.fail("invalid")
         return super().to_internal_value(data)  # Decimal dollars, at most two decimals
 
     def run_validation(self, data=serializers.empty):
@@ -40,3 +55,31 @@ class DollarAmountField(serializers.DecimalField):
 
     def to_representation(self, value):
         return cents_to_dollars(value)
+
+
+class DollarAmountFieldExtension(OpenApiSerializerFieldExtension):
+    """The schema of a dollar amount: a string of ASCII digits with at most two decimals, or a JSON
+    number that is a multiple of 0.01, within the field's minimum and maximum."""
+
+    target_class = DollarAmountField
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field: DollarAmountField = self.target
+        negative = field.min_value is None or field.min_value < 0
+        whole = r"-?[0-9]+" if negative else r"[0-9]+"
+        string = {"type": "string", "format": "decimal",
+                  "pattern": rf"^{whole}(?:\.[0-9]{{1,{field.decimal_places}}})?$"}
+        number: dict = {"type": "number", "multipleOf": float(Decimal(1).scaleb(-field.decimal_places))}
+        bounds = []
+        if field.min_value is not None:
+            number["minimum"] = float(field.min_value)
+            bounds.append(f"at least {field.min_value:.2f}")
+        if field.max_value is not None:
+            number["maximum"] = float(field.max_value)
+            bounds.append(f"at most {field.max_value:.2f}")
+        description = (f"US dollars as a string (\"50.00\") or a number (50.5), with at most "
+                       f"{field.decimal_places} decimals")
+        if bounds:
+            description += ", " + " and ".join(bounds)
+        return {"oneOf": [string, number], "description": description + "."}

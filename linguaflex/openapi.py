@@ -55,8 +55,27 @@ def success_serializer(name: str = "SuccessResponse"):
     return inline_serializer(name, {"success": serializers.BooleanField()})
 
 
-# The query parameters of every paginated list.
-PAGE_PARAMETERS = [OpenApiParameter("page", int), OpenApiParameter("page_size", int)]
+# The query parameters of every paginated list (linguaflex.pagination.StandardPagination).
+PAGE_PARAMETERS = [
+    OpenApiParameter(
+        "page", {"type": "integer", "minimum": 1}, required=False,
+        description="The page, from 1, in ASCII digits; a page that does not exist is 404 not_found.",
+    ),
+    OpenApiParameter(
+        "page_size", {"type": "integer", "minimum": 1}, required=False,
+        description="Items a page, 1 or more in ASCII digits (default 20); more than 100 is taken as 100. "
+                    "Anything else is 400 invalid_request naming page_size.",
+    ),
+]
+
+# Stripe's webhook signature: the time it signed, then one or more signatures (v1: HMAC-SHA256, hex).
+STRIPE_SIGNATURE_PATTERN = r"^t=[0-9]+(?:,v[0-9]+=[0-9a-f]+)+$"
+STRIPE_SIGNATURE_HEADER = OpenApiParameter(
+    "Stripe-Signature", {"type": "string", "pattern": STRIPE_SIGNATURE_PATTERN}, OpenApiParameter.HEADER,
+    required=True,
+    description="Stripe's signature of the raw body: t=<unix time>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" with "
+                "the endpoint's secret>[,v1=...][,v0=...]. A missing, bad or over 300 s old signature is 400.",
+)
 
 # The Idempotency-Key header of payment, card and refund writes.
 IDEMPOTENCY_HEADER = OpenApiParameter(

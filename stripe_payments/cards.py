@@ -62,6 +62,11 @@ def card_brand(number: str) -> str:
 
 
 ASCII_DIGITS = re.compile(r"[0-9]+")
+# What card_errors accepts, as the OpenAPI schema states it: 13 to 19 ASCII digits, with any spaces or
+# dashes among them (normalize_number drops them); the CVC is 3 digits, 4 for American Express.
+CARD_NUMBER_PATTERN = r"^[ -]*(?:[0-9][ -]*){13,19}$"
+CVC_PATTERN = r"^[0-9]{3,4}$"
+MAX_EXPIRY_YEARS_AHEAD = 50
 
 
 def normalize_number(raw: str) -> str:
@@ -82,7 +87,7 @@ def card_errors(*, number: str, exp_month: int, exp_year: int, cvc: str) -> dict
         today = timezone.now().date()
         if exp_year < today.year or (exp_year == today.year and exp_month < today.month):
             errors["exp_year"] = ["The card has expired."]
-        elif exp_year > today.year + 50:
+        elif exp_year > today.year + MAX_EXPIRY_YEARS_AHEAD:
             errors["exp_year"] = ["The expiry year is too far in the future."]
     expected = 4 if "card_number" not in errors and card_brand(number) == "amex" else 3
     if not ASCII_DIGITS.fullmatch(cvc) or len(cvc) != expected:

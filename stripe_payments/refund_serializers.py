@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from linguaflex.fields import IdField, QuerySerializer
 from linguaflex.money import DollarAmountField, cents_to_dollars
 
 from .models import RefundRequest, RefundRequestStatus
@@ -24,7 +25,7 @@ class RefundRequestSerializer(serializers.ModelSerializer):
 
 
 class RefundCreateInputSerializer(serializers.Serializer):
-    payment_id = serializers.IntegerField(min_value=1)
+    payment_id = IdField()
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     amount = DollarAmountField(min_cents=1, max_cents=1_000_000, required=False, allow_null=True, default=None)
 
@@ -37,5 +38,5 @@ class RefundApproveInputSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-class RefundListQuerySerializer(serializers.Serializer):
+class RefundListQuerySerializer(QuerySerializer):
     status = serializers.ChoiceField(choices=RefundRequestStatus.choices, required=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers as drf_serializers
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from linguaflex.errors import DomainError, Forbidden
-from linguaflex.openapi import IDEMPOTENCY_HEADER, PAGE_PARAMETERS, error_responses
+from linguaflex.openapi import IDEMPOTENCY_HEADER, PAGE_PARAMETERS, STRIPE_SIGNATURE_HEADER, error_responses
 from linguaflex.pagination import StandardPagination, paginated_response
 from linguaflex.throttling import PaymentThrottle
 
@@ -134,7 +134,7 @@ class StripeWebhookView(APIView):
                                                   "status": drf_serializers.CharField()}),
             **error_responses(400, 413, 500, 502, 503, 504),
         },
-        parameters=[OpenApiParameter("Stripe-Signature", str, OpenApiParameter.HEADER, required=True)],
+        parameters=[STRIPE_SIGNATURE_HEADER],
     )
     def post(self, request):
         event = webhooks.webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))

@@ -5,17 +5,47 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
+from linguaflex.fields import AsciiIntegerField, DocumentedCharField, IdField, QuerySerializer
 from linguaflex.money import cents_to_dollars
 
-from .cards import CardInput, card_errors, normalize_number
+from .cards import (
+    CARD_NUMBER_PATTERN,
+    CVC_PATTERN,
+    MAX_EXPIRY_YEARS_AHEAD,
+    CardInput,
+    card_errors,
+    normalize_number,
+)
 from .models import Payment, PaymentStatus, SavedPaymentMethod
 
 
+def _expiry_year_schema() -> dict:
+    """The years card_errors accepts, as of the day the schema is built."""
+    year = timezone.now().year
+    return {
+        "minimum": year, "maximum": year + MAX_EXPIRY_YEARS_AHEAD,
+        "description": f"A 4-digit year, not in the past (with exp_month, not before this month), "
+                       f"at most {MAX_EXPIRY_YEARS_AHEAD} years ahead.",
+    }
+
+
 class CardDetailsSerializer(serializers.Serializer):
-    card_number = serializers.CharField(write_only=True, max_length=32, trim_whitespace=True)
-    exp_month = serializers.IntegerField(min_value=1, max_value=12)
-    exp_year = serializers.IntegerField(min_value=2000, max_value=2200)
-    cvc = serializers.CharField(write_only=True, max_length=8)
+    # The formats are checked in validate() (card_errors), so that every card field's error is
+    # reported at once; the schema states them. No trimming: the patterns say where a space may be
+    # (anywhere in a card number, as a separator; nowhere in a CVC).
+    card_number = DocumentedCharField(
+        write_only=True, max_length=32, trim_whitespace=False,
+        schema_extra={"pattern": CARD_NUMBER_PATTERN,
+                      "description": "13 to 19 ASCII digits; spaces and dashes among them are ignored. "
+                                     "The number must pass the Luhn check."},
+    )
+    exp_month = AsciiIntegerField(min_value=1, max_value=12,
+                                  schema_extra={"description": "1 to 12; with exp_year, not in the past."})
+    exp_year = AsciiIntegerField(min_value=2000, max_value=2200, schema_extra=_expiry_year_schema)
+    cvc = DocumentedCharField(
+        write_only=True, max_length=8, trim_whitespace=False,
+        schema_extra={"pattern": CVC_PATTERN, "description": "3 ASCII digits; 4 for American Express."},
+    )
     cardholder_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
     def validate(self, attrs):
@@ -57,7 +87,7 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 
 class ProcessPaymentInputSerializer(serializers.Serializer):
-    gig_id = serializers.IntegerField(min_value=1)
+    gig_id = IdField()
     card_details = CardDetailsSerializer(required=False)
     saved_payment_method_id = serializers.CharField(required=False, max_length=255)
     payment_method_id = serializers.CharField(required=False, max_length=255)
@@ -157,12 +187,12 @@ class PaymentSerializer(serializers.ModelSerializer):
         return booking_id_of(payment)
 
 
-class PaymentListQuerySerializer(serializers.Serializer):
+class PaymentListQuerySerializer(QuerySerializer):
     status = serializers.ChoiceField(choices=PaymentStatus.choices, required=False)
 
 
 class CreatePaymentIntentInputSerializer(serializers.Serializer):
-    gig_id = serializers.IntegerField(min_value=1)
+    gig_id = IdField()
 
 
 class CreatePaymentIntentOutputSerializer(serializers.Serializer):

@@ -112,7 +112,7 @@ class PaymentMethodListView(APIView):
     @extend_schema(
         operation_id="payment_methods_list",
         parameters=PAGE_PARAMETERS,
-        responses={200: SavedPaymentMethodSerializer(many=True), **error_responses(401, 404)},
+        responses={200: SavedPaymentMethodSerializer(many=True), **error_responses(400, 401, 404)},
     )
     def get(self, request):
         cards = selectors.saved_payment_method_list(user=request.user)

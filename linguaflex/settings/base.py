@@ -244,7 +244,8 @@ LOGGING = {
     # runserver request log ("GET /path?query" 400), django.request the 4xx/5xx log.
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "filters": ["redact_cards"], "propagate": False},
-        "django.server": {"handlers": ["console"], "level": "INFO", "filters": ["redact_cards"], "propagate": False},
+        "django.server": {"handlers": ["console"], "level": LOG_LEVEL, "filters": ["redact_cards"],
+                          "propagate": False},
         "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "filters": ["redact_cards"],
                            "propagate": False},
         "stripe": {

@@ -1,0 +1,56 @@
+"""gunicorn for LinguaFlex: ``gunicorn -c deploy/gunicorn.conf.py`` from the repository root, behind
+deploy/nginx.conf.
+
+Environment: GUNICORN_BIND (default 127.0.0.1:8000, nginx's upstream), GUNICORN_WORKERS (3) and
+GUNICORN_THREADS (4), gthread workers. Timeouts nest: the app's request deadline (25 s,
+REQUEST_DEADLINE_SECONDS) < nginx's proxy_read_timeout (60 s) < gunicorn's worker timeout (65 s), so
+a slow Stripe call ends in the contract's 504 from the app, never in a killed worker.
+
+The access log goes to stdout and holds the path without the query string (%(U)s, never %(r)s or
+%(q)s): a client that puts a card number in a URL must not put it in our logs (the app refuses such
+a request with a 400, linguaflex.middleware). ``RedactingLogger`` also masks anything shaped like a
+card number in every access and error line, the path included, as a second guard.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from gunicorn.glogging import Logger
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from linguaflex.logging import CardDataRedactingFilter  # noqa: E402  (needs ROOT on sys.path)
+
+wsgi_app = "linguaflex.wsgi:application"
+chdir = str(ROOT)
+bind = [address.strip() for address in os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",") if address.strip()]
+worker_class = "gthread"
+workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = 65
+graceful_timeout = 30
+# nginx speaks HTTP/1.0 to the upstream without keep-alive; a direct client may reuse a connection.
+keepalive = 5
+
+accesslog = "-"
+errorlog = "-"
+# Path only (%(U)s), status, bytes, time taken, and nginx's request id when it sends one.
+access_log_format = (
+    '%(h)s %(t)s "%(m)s %(U)s %(H)s" status=%(s)s bytes=%(b)s ms=%(M)s request_id=%({x-request-id}i)s'
+)
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with card numbers and CVCs masked in every access and error record."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            if not any(isinstance(existing, CardDataRedactingFilter) for existing in log.filters):
+                log.addFilter(CardDataRedactingFilter())
+
+
+logger_class = RedactingLogger
