@@ -675,16 +675,30 @@ def webhook_event_verify(payload: bytes, signature_header: str | None) -> EventI
     )
 
 
-def payment_intent_find_for_payment(payment_id: int) -> IntentResult | None:
+# How far around our row's creation a PaymentIntent for it can have been created at Stripe: clocks
+# differ by seconds, and the create call runs within one request's deadline of the row's commit.
+INTENT_WINDOW_SECONDS = 600
+
+
+def payment_intent_find_for_payment(payment_id: int, *, created_at: int) -> IntentResult | None:
     """The PaymentIntent created for one of our payments whose answer never reached us (a dropped
-    connection), found by its metadata through Stripe's search API (eventually consistent at
-    Stripe, about a minute behind: reconciliation looks only at payments older than that)."""
+    connection), by its ``metadata.payment_id``.
+
+    Stripe's search is eventually consistent (about a minute behind, and it may return an old
+    status), so it cannot prove an intent does not exist: when it finds none, the consistent list
+    is read for the window the intent must have been created in (``created_at`` is our row's,
+    Unix seconds). Whatever is found is re-read by id."""
     page = _plain(_call("payment_intents.search", lambda: _client().v1.payment_intents.search(
         params={"query": f"metadata['payment_id']:'{int(payment_id)}'", "limit": 10})))
-    found = page.get("data") or []
+    found = [(pi["id"], pi.get("status"), int(pi.get("created") or 0)) for pi in page.get("data") or []]
+    if not found:
+        window = {"created": {"gte": created_at - INTENT_WINDOW_SECONDS, "lte": created_at + INTENT_WINDOW_SECONDS}}
+        found = [(pi.id, pi.status, pi.created) for pi in _list_all(
+            "payment_intents.list", lambda: _client().v1.payment_intents, _intent, None, window)
+            if pi.metadata.get("payment_id") == str(int(payment_id))]
     if not found:
         return None
     # Several exist only if an idempotency key expired between retries; the furthest along wins.
     rank = {"succeeded": 0, "processing": 1, "requires_capture": 2, "requires_action": 3}
-    best = min(found, key=lambda pi: (rank.get(pi.get("status"), 9), -int(pi.get("created") or 0)))
-    return payment_intent_retrieve(best["id"])
+    best = min(found, key=lambda pi: (rank.get(pi[1], 9), -pi[2]))
+    return payment_intent_retrieve(best[0])

@@ -34,7 +34,7 @@ def reconcile_payment(payment: Payment, report: ReconcileReport) -> None:
     if payment.stripe_payment_intent_id:
         intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
     else:
-        intent = gateway.payment_intent_find_for_payment(payment.pk)
+        intent = gateway.payment_intent_find_for_payment(payment.pk, created_at=int(payment.created_at.timestamp()))
         if intent is None:
             _fail(payment, code=services.NEVER_SENT, message="The payment never reached Stripe.")
             report.note(f"payment {payment.pk}: {before} -> failed (no PaymentIntent at Stripe)")

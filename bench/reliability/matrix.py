@@ -562,7 +562,10 @@ def _money(run: Run, workflow: Workflow) -> tuple[int, int, list[str]]:
     return lost, doubled, notes
 
 
-def run_case(stack, case: Case) -> CaseResult:
+def run_case(stack, case: Case, *, bound_s: float | None = None) -> CaseResult:
+    """Run one case. ``bound_s``: the worst answer time allowed for an HTTP request (the request
+    deadline plus slack); checked by ``make reliability``, not by the test suite, which asserts what
+    ended a call instead of how long it took (linguaflex/tests/test_deadline.py)."""
     from stripe_payments.gateway import OPERATIONS
 
     workflow = WORKFLOWS_BY_NAME[case.workflow]
@@ -604,6 +607,8 @@ def run_case(stack, case: Case) -> CaseResult:
                 and isinstance(first.body, dict) and first.body != again.body and "payment_id" in first.body:
             notes.append("the retry's answer differs from the first")
         result.elapsed_max_s = round(elapsed, 3)
+        if bound_s is not None and not workflow.is_command and elapsed > bound_s:
+            notes.append(f"an answer took {elapsed:.1f} s, over the {bound_s:.1f} s bound")
 
         status, output = stack.call_command("reconcile_payments", "--older-than-minutes", "0")
         status, output = stack.call_command("check_stripe_consistency", "--no-repair", "--grace-minutes", "0")

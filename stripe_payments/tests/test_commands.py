@@ -148,6 +148,44 @@ def test_reconcile_after_a_dropped_create_finds_the_charge_and_creates_exactly_o
     assert Booking.objects.count() == 1
 
 
+def test_reconcile_copes_with_stripes_search_lag_and_never_fails_a_charged_payment(
+        client_for, student, gig, stripe_emulator, settings):
+    """Search is about a minute behind at Stripe: finding nothing there does not mean nothing was
+    charged. Reconciliation reads the consistent list before it closes a payment as never sent."""
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    stripe_emulator.set_search_lag(120_000)
+    stripe_emulator.arm_fault("POST", "/v1/payment_intents", "drop_after_work")
+    assert client_for(student).post(PAY_URL, {"gig_id": gig.pk, "card_details": card(VISA)},
+                                    format="json").status_code == 503
+    payment = Payment.objects.get()
+    age_payment(payment, 20)
+    stripe_emulator.clear_requests()
+
+    out = run("reconcile_payments", "--older-than-minutes", "15", "--skip-consistency")
+
+    assert f"payment {payment.pk}: processing -> succeeded with its booking" in out
+    calls = [(r["method"], r["path"]) for r in stripe_calls(stripe_emulator)]
+    assert ("GET", "/v1/payment_intents/search") in calls and ("GET", "/v1/payment_intents") in calls
+    assert Booking.objects.filter(payment=payment).count() == 1
+
+
+def test_reconcile_closes_as_never_sent_only_a_payment_absent_from_search_and_list(
+        client_for, student, gig, stripe_emulator, settings):
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    stripe_emulator.set_search_lag(120_000)
+    stripe_emulator.arm_fault("POST", "/v1/payment_intents", "error_500")  # not executed
+    assert client_for(student).post(PAY_URL, {"gig_id": gig.pk, "card_details": card(VISA)},
+                                    format="json").status_code == 502
+    payment = Payment.objects.get()
+    age_payment(payment, 20)
+
+    out = run("reconcile_payments", "--older-than-minutes", "15", "--skip-consistency")
+
+    assert f"payment {payment.pk}: processing -> failed" in out
+    payment.refresh_from_db()
+    assert payment.failure_code == "not_charged"
+
+
 def test_reconcile_creates_the_missing_booking_of_a_client_confirmed_intent_once(
         client_for, student, gig, stripe_emulator):
     response = client_for(student).post("/stripe-payments/create-payment-intent/", {"gig_id": gig.pk}, format="json")
