@@ -2,7 +2,7 @@
 
 Each builder returns a dict with exactly the top-level keys of Stripe's example object of that
 type (``resources.<type>`` in stripe/openapi's fixtures3.json; the emulator's tests compare the
-key sets). Values start as Stripe sets them on a new object; the operations in ``api.py`` change
+key sets). Values start as Stripe sets them on a new object; the operations in ``api/`` change
 them as the object moves through its states. Searchable types come as ``search.Tracked`` dicts, so
 the lagging search index sees their changes.
 """

@@ -19,7 +19,7 @@ _KEY_PART = re.compile(r"\[([^\]]*)\]")
 
 # `payment_method_types` is no longer a writable parameter at the SDK's pinned API version
 # (2026-09-30.endive and later): Stripe answers 400 payment_method_types_no_longer_supported, and so
-# does the emulator (api._pm_types), so it is let through here to reach that check.
+# does the emulator (api._intent_common._pm_types), so it is let through here to reach that check.
 EXTRA_ALLOWED = {
     "payment_intents.create": {"payment_method_types"},
     "payment_intents.confirm": {"payment_method_types"},

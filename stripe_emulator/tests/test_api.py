@@ -437,16 +437,40 @@ def test_latency_is_added_to_v1_requests(client, emulator):
 
 def test_keep_alive_reuses_one_connection(emulator):
     import http.client
+    import select
 
-    conn = http.client.HTTPConnection("127.0.0.1", int(emulator.base_url.rsplit(":", 1)[1]))
-    for _ in range(3):
-        conn.request("GET", "/v1/customers", headers={"Authorization": "Bearer sk_test_1"})
-        response = conn.getresponse()
-        assert response.status == 200
-        response.read()
-    sock = conn.sock
-    assert sock is not None  # the same socket served all three requests
-    conn.close()
+    auth = {"Authorization": "Bearer sk_test_1"}
+    conn = http.client.HTTPConnection("127.0.0.1", int(emulator.base_url.rsplit(":", 1)[1]),
+                                      timeout=5)
+    conn.connect()
+    sock, local = conn.sock, conn.sock.getsockname()
+    try:
+        for _ in range(3):
+            conn.request("GET", "/v1/customers", headers=auth)
+            response = conn.getresponse()
+            assert response.status == 200
+            assert response.getheader("Connection") == "keep-alive" and not response.will_close
+            response.read()
+            # http.client did not reconnect: the very socket, from the same local port...
+            assert conn.sock is sock and sock.getsockname() == local
+            # ...and the server did not close its end (EOF would make the socket readable).
+            assert select.select([sock], [], [], 0.2)[0] == []
+    finally:
+        conn.close()
+
+
+def test_connection_close_request_closes_the_connection(emulator):
+    import socket
+
+    port = int(emulator.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+        raw.sendall(b"GET /v1/customers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Authorization: Bearer sk_test_1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(65536):  # b"" once the server has closed; a timeout if it has not
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b"\r\nConnection: close\r\n" in answer
 
 
 def test_sdk_retries_reach_the_same_idempotency_key(emulator):
