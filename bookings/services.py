@@ -2,8 +2,8 @@
 
 Each transition locks the booking row (``select_for_update``), checks the current state against
 ``TRANSITIONS`` and raises ``InvalidState`` (409) on a wrong move. Money-moving workflows (decline,
-cancel, expiry, refunds) live in ``stripe_payments.services`` and call these; this module never
-imports ``stripe_payments``.
+cancel, expiry, refunds) live in ``stripe_payments.services`` (the payment lifecycle creates the
+booking of a succeeded payment) and call these; this app never imports ``stripe_payments``.
 """
 
 from __future__ import annotations
@@ -18,17 +18,16 @@ from linguaflex.errors import Forbidden, InvalidState
 from . import notifications
 from .models import TRANSITIONS, Booking, BookingStatus
 
-SUCCEEDED_PAYMENT_STATUS = "succeeded"
-
 
 class BookingRequiresSucceededPayment(Exception):
     """A booking was asked for a payment that has not succeeded (a programming error)."""
 
-
 @transaction.atomic
 def booking_create_for_payment(*, payment, scheduled_at: datetime | None = None) -> tuple[Booking, bool]:
-    """The booking of a succeeded payment, created once. Returns (booking, created)."""
-    if payment.status != SUCCEEDED_PAYMENT_STATUS:
+    """The booking of a succeeded payment, created once. Returns (booking, created). Only the payment
+    lifecycle calls it, for a payment it has just settled as succeeded: the payment says so itself
+    (``has_succeeded``), so this app knows no payment status."""
+    if not payment.has_succeeded:
         raise BookingRequiresSucceededPayment(f"payment {payment.pk} is {payment.status}")
     existing = Booking.objects.filter(payment_id=payment.pk).first()
     if existing is not None:

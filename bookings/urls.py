@@ -9,6 +9,4 @@ urlpatterns = [
     path("<int:booking_id>/", views.BookingDetailView.as_view(), name="detail"),
     path("<int:booking_id>/confirm/", views.BookingConfirmView.as_view(), name="confirm"),
     path("<int:booking_id>/complete/", views.BookingCompleteView.as_view(), name="complete"),
-    path("<int:booking_id>/decline/", views.BookingDeclineView.as_view(), name="decline"),
-    path("<int:booking_id>/cancel/", views.BookingCancelView.as_view(), name="cancel"),
 ]

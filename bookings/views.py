@@ -6,7 +6,6 @@ from rest_framework.views import APIView
 
 from linguaflex.openapi import PAGE_PARAMETERS, error_responses
 from linguaflex.pagination import StandardPagination, paginated_response
-from stripe_payments import refunds
 
 from . import selectors, services
 from .serializers import BookingListQuerySerializer, BookingOutputSerializer
@@ -32,7 +31,7 @@ class BookingDetailView(APIView):
         return Response(BookingOutputSerializer(selectors.booking_get_visible(user=request.user, booking_id=booking_id)).data)
 
 
-class _BookingActionView(APIView):
+class BookingActionView(APIView):
     """POST /bookings/{id}/<action>/: the visible booking, one service, the updated booking."""
 
     action_service = None
@@ -49,29 +48,13 @@ _ACTION_ERRORS = error_responses(401, 403, 404, 409)
 
 @extend_schema_view(post=extend_schema(
     operation_id="bookings_confirm", request=None, responses={200: BookingOutputSerializer, **_ACTION_ERRORS}))
-class BookingConfirmView(_BookingActionView):
+class BookingConfirmView(BookingActionView):
     action_service = staticmethod(services.booking_confirm)
 
 
 @extend_schema_view(post=extend_schema(
     operation_id="bookings_complete", request=None, responses={200: BookingOutputSerializer, **_ACTION_ERRORS}))
-class BookingCompleteView(_BookingActionView):
+class BookingCompleteView(BookingActionView):
     action_service = staticmethod(services.booking_complete)
 
-
-# Decline and cancel move money: the refund workflow owns them (stripe_payments.refunds).
-_MONEY_ERRORS = error_responses(401, 403, 404, 409, 502, 503, 504)
-
-
-@extend_schema_view(post=extend_schema(
-    operation_id="bookings_decline", request=None, responses={200: BookingOutputSerializer, **_MONEY_ERRORS},
-    description="The gig's teacher declines a pending booking; the payment is refunded in full."))
-class BookingDeclineView(_BookingActionView):
-    action_service = staticmethod(refunds.booking_decline)
-
-
-@extend_schema_view(post=extend_schema(
-    operation_id="bookings_cancel", request=None, responses={200: BookingOutputSerializer, **_MONEY_ERRORS},
-    description="The student cancels a pending booking; the payment is refunded in full."))
-class BookingCancelView(_BookingActionView):
-    action_service = staticmethod(refunds.booking_cancel)
+# Decline and cancel move money: their views live with the refund workflow (stripe_payments.views.bookings).

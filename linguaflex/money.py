@@ -83,3 +83,14 @@ class DollarAmountFieldExtension(OpenApiSerializerFieldExtension):
         if bounds:
             description += ", " + " and ".join(bounds)
         return {"oneOf": [string, number], "description": description + "."}
+
+
+class CentsAsDollarsField(serializers.FloatField):
+    """Read-only: integer cents out as a JSON number of dollars (5000 -> 50.0)."""
+
+    def __init__(self, **kwargs):
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return cents_to_dollars(value)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("gigs/", include("gigs.urls")),
     path("bookings/", include("bookings.urls")),
+    path("bookings/", include("stripe_payments.booking_urls")),  # decline, cancel: they move money
     path("stripe-payments/", include("stripe_payments.urls")),
     path("health/", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -6,9 +6,9 @@ from django.contrib import admin, messages
 
 from linguaflex.errors import DomainError
 
-from . import refunds
 from .models import Payment, RefundRequest, SavedPaymentMethod, StripeCustomer, WebhookEvent, WebhookEventStatus
-from .webhooks import webhook_events_replay
+from .services import refunds
+from .services.webhooks import webhook_events_replay
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STRIPE_API_HOST = "https://api.stripe.com"
+# What a Stripe object id looks like (pm_..., pi_..., seti_...): anything else never reaches Stripe.
+STRIPE_ID_PATTERN = r"[A-Za-z0-9_]{1,255}"
+STRIPE_ID = re.compile(STRIPE_ID_PATTERN)
 RETRY_BACKOFF_SECONDS = (0.25, 0.75, 1.5)
 
 
@@ -134,12 +137,11 @@ class CardError(GatewayError):
 
     def __init__(self, message: str, *, code: str, decline_code: str | None = None,
                  payment_intent_id: str | None = None, setup_intent_id: str | None = None,
-                 intent_status: str | None = None, param: str | None = None,
+                 param: str | None = None,
                  extra: dict[str, Any] | None = None):
         self.decline_code = decline_code
         self.payment_intent_id = payment_intent_id
         self.setup_intent_id = setup_intent_id
-        self.intent_status = intent_status
         self.param = param
         super().__init__(message, code=code, extra={"decline_code": decline_code, **(extra or {})})
 
@@ -304,7 +306,6 @@ def _map_error(exc: stripe.StripeError) -> GatewayError:
             decline_code=getattr(err, "decline_code", None) if err else None,
             payment_intent_id=getattr(pi, "id", None) if pi else None,
             setup_intent_id=getattr(si, "id", None) if si else None,
-            intent_status=getattr(pi or si, "status", None) if (pi or si) else None,
             param=getattr(exc, "param", None),
         )
     if isinstance(exc, stripe.RateLimitError):

@@ -1,13 +1,16 @@
 """The client's ``Idempotency-Key`` (API_CONTRACT.md): replay, wait for a twin, 409 on another body.
 
-The request is remembered only as a keyed hash (HMAC-SHA256 with SECRET_KEY) of its canonical JSON:
-the body itself may hold card data and is never stored. The first answer below 500 is stored and
-replayed, status and body, a 402 included. After a 5xx the key stays, without an answer, linked to
-its payment: a retry resumes that payment, so Stripe sees the same idempotency key again.
+A layer around a view (``@idempotent(scope)``), not a protocol inside the services: it stores and
+replays answers only. The request is remembered only as a keyed hash (HMAC-SHA256 with SECRET_KEY)
+of its canonical JSON: the body itself may hold card data and is never stored. The first answer
+below 500 is stored and replayed, status and body, a 402 included. After a 5xx the key stays
+without an answer, so a retry runs the view again; the services receive the same key and resume
+what the first attempt left (a payment row holds its key), so Stripe sees the same idempotency key.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -19,11 +22,12 @@ from typing import Any, Callable
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.response import Response
 
 from linguaflex import deadline as request_deadline
 from linguaflex.errors import DomainError
 
-from .models import IdempotencyRecord, Payment
+from .models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
 MIN_STALE_IN_FLIGHT = timedelta(minutes=2)
@@ -46,7 +50,6 @@ class IdempotencyInProgress(DomainError):
 class Outcome:
     status: int
     body: dict[str, Any]
-    payment: Payment | None = None
 
 
 def _without_cvc(data: Any) -> Any:
@@ -98,15 +101,10 @@ def _claim(record_id: int) -> bool:
     )
 
 
-def run_idempotent(*, user, key: str | None, scope: str, data: Any,
-                   handler: Callable[[Payment | None, Callable[[Payment], None]], Outcome]) -> Outcome:
-    """Run ``handler`` once per (user, key); replay its answer to every twin.
-
-    ``handler(resume_payment, remember_payment)`` gets the payment an earlier 5xx left behind (or
-    None) and a callback that links a newly created payment to the key before Stripe is called.
-    """
+def run_idempotent(*, user, key: str | None, scope: str, data: Any, handler: Callable[[], Outcome]) -> Outcome:
+    """Run ``handler`` once per (user, key); replay its answer to every twin."""
     if key is None:
-        return _run(handler, None, None)
+        return _run(handler, None)
     digest = request_hash(scope=scope, data=data)
     try:
         with transaction.atomic():
@@ -115,7 +113,7 @@ def run_idempotent(*, user, key: str | None, scope: str, data: Any,
         record = IdempotencyRecord.objects.get(user=user, key=key)
     else:
         # Outside the try: an IntegrityError of the handler's own writes is not a twin's key.
-        return _run(handler, record, None)
+        return _run(handler, record)
 
     if record.scope != scope or not hmac.compare_digest(record.request_hash, digest):
         raise IdempotencyConflict()
@@ -126,35 +124,54 @@ def run_idempotent(*, user, key: str | None, scope: str, data: Any,
     deadline = time.monotonic() + wait
     while True:
         if record.response_status is not None:
-            return Outcome(status=record.response_status, body=record.response_body or {}, payment=record.payment)
+            return Outcome(status=record.response_status, body=record.response_body or {})
         if _claim(record.pk):
-            record.refresh_from_db()
-            return _run(handler, record, record.payment)
+            return _run(handler, record)
         if time.monotonic() >= deadline:
             raise IdempotencyInProgress()
         time.sleep(POLL_SECONDS)
         record.refresh_from_db()
 
 
-def _run(handler, record: IdempotencyRecord | None, resume: Payment | None) -> Outcome:
-    def remember(payment: Payment) -> None:
-        if record is not None:
-            IdempotencyRecord.objects.filter(pk=record.pk).update(payment=payment)
-
+def _run(handler: Callable[[], Outcome], record: IdempotencyRecord | None) -> Outcome:
     try:
-        outcome = handler(resume, remember)
+        outcome = handler()
     except DomainError as exc:
-        outcome = Outcome(status=exc.status_code, body=exc.payload())
         if exc.status_code >= 500:
             _release(record)
             raise
-        _store(record, outcome)
+        _store(record, Outcome(status=exc.status_code, body=exc.payload()))
         raise
     except BaseException:
         _release(record)
         raise
     _store(record, outcome)
     return outcome
+
+
+def idempotency_key(request) -> str | None:
+    """The request's ``Idempotency-Key`` header, checked (at most 255 characters), or None."""
+    return validate_key(request.headers.get("Idempotency-Key"))
+
+
+def idempotent(scope: str):
+    """Wrap an APIView method: one answer per (user, Idempotency-Key) and ``scope``, replayed, status
+    and body, to every twin. The view reads the same key (``idempotency_key``) for its service."""
+
+    def decorate(view_method):
+        @functools.wraps(view_method)
+        def wrapped(self, request, *args, **kwargs):
+            def handler() -> Outcome:
+                response = view_method(self, request, *args, **kwargs)
+                return Outcome(status=response.status_code, body=response.data)
+
+            outcome = run_idempotent(user=request.user, key=idempotency_key(request), scope=scope,
+                                     data=request.data, handler=handler)
+            return Response(outcome.body, status=outcome.status)
+
+        return wrapped
+
+    return decorate
 
 
 def _store(record: IdempotencyRecord | None, outcome: Outcome) -> None:

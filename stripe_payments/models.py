@@ -26,6 +26,24 @@ class PaymentStatus(models.TextChoices):
 CAPTURED_STATUSES = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)
 UNSETTLED_STATUSES = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
 
+# Every move a payment may make; ``services.lifecycle`` is the only writer of Payment.status and
+# refuses any other (409 invalid_state).
+_S = PaymentStatus
+PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    # Stripe's answer arrives (API, return page, webhook, reconciliation), or the intent is abandoned.
+    _S.PROCESSING: frozenset({_S.REQUIRES_ACTION, _S.SUCCEEDED, _S.FAILED, _S.CANCELED}),
+    _S.REQUIRES_ACTION: frozenset({_S.PROCESSING, _S.SUCCEEDED, _S.FAILED, _S.CANCELED}),
+    # Failed, yet Stripe charged after all (a late 3-D Secure success); or never sent and retried.
+    _S.FAILED: frozenset({_S.SUCCEEDED, _S.PROCESSING}),
+    _S.CANCELED: frozenset(),
+    _S.SUCCEEDED: frozenset({_S.PARTIALLY_REFUNDED, _S.REFUNDED, _S.DISPUTED}),
+    # Refunds add up; Stripe may also report a counted refund failed, which gives money back.
+    _S.PARTIALLY_REFUNDED: frozenset({_S.SUCCEEDED, _S.REFUNDED, _S.DISPUTED}),
+    _S.REFUNDED: frozenset({_S.SUCCEEDED, _S.PARTIALLY_REFUNDED, _S.DISPUTED}),
+    # A disputed payment stays disputed: refunds still count, the status is for admins.
+    _S.DISPUTED: frozenset(),
+}
+
 
 class StripeCustomer(models.Model):
     """The Stripe customer of one user, created on the first card."""
@@ -106,6 +124,9 @@ class Payment(models.Model):
     decline_code = models.CharField(max_length=64, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)  # carried to the booking
+    # The client's Idempotency-Key of the request that made it: a retry of that request (after a
+    # 5xx, or a worker that died) finds and resumes this payment, under the same Stripe key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -134,6 +155,8 @@ class Payment(models.Model):
                 name="payment_refund_split_sums",
             ),
             models.CheckConstraint(condition=Q(currency="usd"), name="payment_currency_usd"),
+            models.UniqueConstraint(fields=["student", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
+                                    name="payment_idempotency_key_unique_per_student"),
         ]
 
     def __str__(self) -> str:
@@ -142,6 +165,11 @@ class Payment(models.Model):
     @property
     def refundable_cents(self) -> int:
         return self.amount_cents - self.refunded_cents
+
+    @property
+    def has_succeeded(self) -> bool:
+        """Charged and not (yet) refunded or disputed: the state a booking is created for."""
+        return self.status == PaymentStatus.SUCCEEDED
 
 
 class IdempotencyRecord(models.Model):
@@ -158,8 +186,6 @@ class IdempotencyRecord(models.Model):
     in_flight = models.BooleanField(default=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)  # null until answered (< 500)
     response_body = models.JSONField(null=True, blank=True)
-    # The payment a retry resumes, so Stripe sees the same idempotency key and never charges twice.
-    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 
 from linguaflex.errors import NotFound
 
-from .models import Payment, SavedPaymentMethod
+from .models import Payment, RefundRequest, SavedPaymentMethod
 
 
 def _visible(user) -> Q:
@@ -33,13 +33,31 @@ def saved_payment_method_list(*, user) -> QuerySet[SavedPaymentMethod]:
     return SavedPaymentMethod.objects.filter(user=user).order_by("-created_at", "-id")
 
 
-def saved_payment_method_ids(*, user) -> set[str]:
-    return set(SavedPaymentMethod.objects.filter(user=user).values_list("stripe_payment_method_id", flat=True))
+def card_is_saved(*, student_id: int, payment_method_id: str, fingerprint: str = "") -> bool:
+    """Whether a card is among the student's saved cards: by its PaymentMethod id, or by its
+    fingerprint (the same card typed in again is a new PaymentMethod)."""
+    if not payment_method_id:
+        return False
+    same = Q(stripe_payment_method_id=payment_method_id)
+    if fingerprint:
+        same |= Q(fingerprint=fingerprint)
+    return SavedPaymentMethod.objects.filter(same, user_id=student_id).exists()
 
 
-def refund_request_list(*, user, status: str | None = None):
-    from .models import RefundRequest
+def payment_card_saved(payment: Payment) -> bool:
+    """The answer's ``payment_method_saved``: the card used is among the student's saved cards."""
+    return payment.payment_method_saved or card_is_saved(student_id=payment.student_id,
+                                                         payment_method_id=payment.stripe_payment_method_id)
 
+
+def booking_id_of(payment: Payment) -> int | None:
+    try:
+        return payment.booking.pk
+    except Payment.booking.RelatedObjectDoesNotExist:
+        return None
+
+
+def refund_request_list(*, user, status: str | None = None) -> QuerySet[RefundRequest]:
     qs = RefundRequest.objects.select_related("payment")
     if not user.is_admin:
         qs = qs.filter(Q(payment__student=user) | Q(payment__teacher=user))
@@ -48,7 +66,7 @@ def refund_request_list(*, user, status: str | None = None):
     return qs.order_by("-created_at", "-id")
 
 
-def refund_request_get_visible(*, user, refund_id: int):
+def refund_request_get_visible(*, user, refund_id: int) -> RefundRequest:
     refund = refund_request_list(user=user).filter(pk=refund_id).first()
     if refund is None:
         raise NotFound("Refund request not found.")

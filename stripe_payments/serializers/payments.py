@@ -5,75 +5,12 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
-from linguaflex.fields import AsciiIntegerField, DocumentedCharField, IdField, QuerySerializer
-from linguaflex.money import cents_to_dollars
+from linguaflex.fields import IdField, QuerySerializer
+from linguaflex.money import CentsAsDollarsField
 
-from .cards import (
-    CARD_NUMBER_PATTERN,
-    CVC_PATTERN,
-    MAX_EXPIRY_YEARS_AHEAD,
-    CardInput,
-    card_errors,
-    normalize_number,
-)
-from .models import Payment, PaymentStatus, SavedPaymentMethod
-
-
-def _expiry_year_schema() -> dict:
-    """The years card_errors accepts, as of the day the schema is built."""
-    year = timezone.now().year
-    return {
-        "minimum": year, "maximum": year + MAX_EXPIRY_YEARS_AHEAD,
-        "description": f"A 4-digit year, not in the past (with exp_month, not before this month), "
-                       f"at most {MAX_EXPIRY_YEARS_AHEAD} years ahead.",
-    }
-
-
-class CardDetailsSerializer(serializers.Serializer):
-    # The formats are checked in validate() (card_errors), so that every card field's error is
-    # reported at once; the schema states them. No trimming: the patterns say where a space may be
-    # (anywhere in a card number, as a separator; nowhere in a CVC).
-    card_number = DocumentedCharField(
-        write_only=True, max_length=32, trim_whitespace=False,
-        schema_extra={"pattern": CARD_NUMBER_PATTERN,
-                      "description": "13 to 19 ASCII digits; spaces and dashes among them are ignored. "
-                                     "The number must pass the Luhn check."},
-    )
-    exp_month = AsciiIntegerField(min_value=1, max_value=12,
-                                  schema_extra={"description": "1 to 12; with exp_year, not in the past."})
-    exp_year = AsciiIntegerField(min_value=2000, max_value=2200, schema_extra=_expiry_year_schema)
-    cvc = DocumentedCharField(
-        write_only=True, max_length=8, trim_whitespace=False,
-        schema_extra={"pattern": CVC_PATTERN, "description": "3 ASCII digits; 4 for American Express."},
-    )
-    cardholder_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-
-    def validate(self, attrs):
-        number = normalize_number(attrs["card_number"])
-        errors = card_errors(number=number, exp_month=attrs["exp_month"], exp_year=attrs["exp_year"], cvc=attrs["cvc"])
-        if errors:
-            raise serializers.ValidationError(errors)
-        return CardInput(number=number, exp_month=attrs["exp_month"], exp_year=attrs["exp_year"], cvc=attrs["cvc"],
-                         cardholder_name=attrs.get("cardholder_name", ""))
-
-
-class AddPaymentMethodInputSerializer(CardDetailsSerializer):
-    save_for_future = serializers.BooleanField(required=False, default=True)
-
-    def validate(self, attrs):
-        save = attrs.pop("save_for_future", True)
-        return {"card": super().validate(attrs), "save_for_future": save}
-
-
-class AddPaymentMethodOutputSerializer(serializers.Serializer):
-    success = serializers.BooleanField()
-    message = serializers.CharField()
-    payment_method_id = serializers.CharField()
-    card_last4 = serializers.CharField()
-    card_brand = serializers.CharField()
-    exp_month = serializers.IntegerField()
-    exp_year = serializers.IntegerField()
-    saved = serializers.BooleanField()
+from ..models import Payment, PaymentStatus
+from ..selectors import booking_id_of
+from .cards import CardDetailsSerializer
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -110,59 +47,24 @@ class ProcessPaymentInputSerializer(serializers.Serializer):
 
 
 class ProcessPaymentOutputSerializer(serializers.Serializer):
+    """Renders a ``services.payments.PaymentOutcome`` (process-payment and confirm-payment)."""
+
     success = serializers.BooleanField()
     message = serializers.CharField()
-    payment_id = serializers.IntegerField()
-    payment_intent_id = serializers.CharField(allow_null=True)
-    amount = serializers.FloatField()
-    amount_cents = serializers.IntegerField()
-    currency = serializers.CharField()
-    status = serializers.ChoiceField(choices=PaymentStatus.choices)
+    payment_id = serializers.IntegerField(source="payment.pk")
+    payment_intent_id = serializers.CharField(source="payment.stripe_payment_intent_id", allow_null=True)
+    amount = CentsAsDollarsField(source="payment.amount_cents")
+    amount_cents = serializers.IntegerField(source="payment.amount_cents")
+    currency = serializers.CharField(source="payment.currency")
+    status = serializers.ChoiceField(source="payment.status", choices=PaymentStatus.choices)
     booking_id = serializers.IntegerField(allow_null=True)
     payment_method_saved = serializers.BooleanField()
-    card_brand = serializers.CharField(allow_blank=True)
-    card_last4 = serializers.CharField(allow_blank=True)
-
-
-def booking_id_of(payment: Payment) -> int | None:
-    try:
-        return payment.booking.pk
-    except Payment.booking.RelatedObjectDoesNotExist:
-        return None
-
-
-def process_payment_body(payment: Payment, *, saved: bool) -> dict:
-    booking_id = booking_id_of(payment)
-    succeeded = payment.status == PaymentStatus.SUCCEEDED
-    return {
-        "success": succeeded,
-        "message": "Payment processed successfully" if succeeded else f"Payment is {payment.status}",
-        "payment_id": payment.pk,
-        "payment_intent_id": payment.stripe_payment_intent_id,
-        "amount": cents_to_dollars(payment.amount_cents),
-        "amount_cents": payment.amount_cents,
-        "currency": payment.currency,
-        "status": payment.status,
-        "booking_id": booking_id,
-        "payment_method_saved": saved,
-        "card_brand": payment.card_brand,
-        "card_last4": payment.card_last4,
-    }
-
-
-class SavedPaymentMethodSerializer(serializers.ModelSerializer):
-    payment_method_id = serializers.CharField(source="stripe_payment_method_id")
-    card_brand = serializers.CharField(source="brand")
-    card_last4 = serializers.CharField(source="last4")
-
-    class Meta:
-        model = SavedPaymentMethod
-        fields = ["payment_method_id", "card_brand", "card_last4", "exp_month", "exp_year", "is_default", "created_at"]
-        read_only_fields = fields
+    card_brand = serializers.CharField(source="payment.card_brand", allow_blank=True)
+    card_last4 = serializers.CharField(source="payment.card_last4", allow_blank=True)
 
 
 class PaymentSerializer(serializers.ModelSerializer):
-    amount = serializers.SerializerMethodField()
+    amount = CentsAsDollarsField(source="amount_cents")
     payment_intent_id = serializers.CharField(source="stripe_payment_intent_id", allow_null=True)
     booking_id = serializers.SerializerMethodField()
     gig_id = serializers.IntegerField()
@@ -180,9 +82,6 @@ class PaymentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_amount(self, payment: Payment) -> float:
-        return cents_to_dollars(payment.amount_cents)
-
     def get_booking_id(self, payment: Payment) -> int | None:
         return booking_id_of(payment)
 
@@ -196,13 +95,36 @@ class CreatePaymentIntentInputSerializer(serializers.Serializer):
 
 
 class CreatePaymentIntentOutputSerializer(serializers.Serializer):
-    payment_id = serializers.IntegerField()
-    payment_intent_id = serializers.CharField()
+    """Renders a ``services.payments.CreatedIntent``."""
+
+    payment_id = serializers.IntegerField(source="payment.pk")
+    payment_intent_id = serializers.CharField(source="payment.stripe_payment_intent_id")
     client_secret = serializers.CharField()
-    amount = serializers.FloatField()
-    amount_cents = serializers.IntegerField()
-    currency = serializers.CharField()
+    amount = CentsAsDollarsField(source="payment.amount_cents")
+    amount_cents = serializers.IntegerField(source="payment.amount_cents")
+    currency = serializers.CharField(source="payment.currency")
 
 
 class ConfirmPaymentInputSerializer(serializers.Serializer):
     payment_intent_id = serializers.CharField(max_length=255)
+
+
+class _ReturnOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    message = serializers.CharField()
+
+
+class PaymentReturnOutputSerializer(_ReturnOutputSerializer):
+    """The 3-D Secure return page's JSON for a payment (``services.payments.PaymentReturn``)."""
+
+    payment_id = serializers.IntegerField(source="payment.pk")
+    booking_id = serializers.IntegerField(allow_null=True)
+
+
+class CardReturnOutputSerializer(_ReturnOutputSerializer):
+    """The 3-D Secure return page's JSON for a card set-up (``services.cards.CardReturn``)."""
+
+    saved = serializers.BooleanField()
+    payment_method_id = serializers.CharField(allow_null=True)

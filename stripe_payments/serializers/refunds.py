@@ -1,3 +1,5 @@
+"""Input and output shapes of the refund endpoints."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
@@ -5,7 +7,7 @@ from rest_framework import serializers
 from linguaflex.fields import IdField, QuerySerializer
 from linguaflex.money import DollarAmountField, cents_to_dollars
 
-from .models import RefundRequest, RefundRequestStatus
+from ..models import RefundRequest, RefundRequestStatus
 
 
 class RefundRequestSerializer(serializers.ModelSerializer):

@@ -31,14 +31,13 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from bookings import notifications as booking_notifications
 from bookings.models import Booking, BookingStatus
-from bookings.services import booking_create_for_payment, booking_transition
 from linguaflex.errors import DomainError
 
-from . import gateway, refunds, services, webhooks
-from .gateway import ChargeResult, IntentResult, RefundResult
-from .models import Payment, PaymentStatus, RefundRequest, RefundRequestStatus, WebhookEvent
+from .. import gateway
+from ..gateway import ChargeResult, IntentResult, RefundResult
+from ..models import Payment, PaymentStatus, RefundRequest, RefundRequestStatus
+from . import lifecycle, payments, refunds
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ CHARGED_STATUSES = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, P
 # Statuses ``payment_settle_from_intent`` moves to succeeded.
 SETTLEABLE_STATUSES = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.FAILED)
 # A booking still open although its payment was refunded in full.
-OPEN_BOOKING_STATUSES = (BookingStatus.PENDING_CONFIRMATION, BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
+OPEN_BOOKING_STATUSES = lifecycle.OPEN_BOOKING_STATUSES
 # Stripe's refund status -> the status of the refund request recording it.
 REQUEST_STATUS_FOR = {
     "succeeded": RefundRequestStatus.SUCCEEDED,
@@ -426,29 +425,6 @@ class _Undo(Exception):
         super().__init__(", ".join(f.kind for f in new))
 
 
-def _booking_restore(payment_id: int) -> None:
-    """A succeeded payment's missing booking, created as settling creates it (once)."""
-    with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
-        if payment.status != PaymentStatus.SUCCEEDED:
-            return
-        booking, created = booking_create_for_payment(payment=payment)
-        if created:
-            booking_notifications.booking_created(booking_id=booking.pk)
-
-
-def _booking_close_refunded(payment_id: int) -> None:
-    """The booking of a payment refunded in full (in the database too) becomes ``refunded``, as the
-    refund sync does when it counts the last refund."""
-    with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
-        if payment.refunded_cents < payment.amount_cents:
-            return
-        booking = Booking.objects.select_for_update().filter(payment_id=payment_id).first()
-        if booking is not None and booking.status in OPEN_BOOKING_STATUSES:
-            booking_transition(booking_id=booking.pk, to=BookingStatus.REFUNDED)
-
-
 def _run_repairs(steps: set[str], payment: Payment, view: _StripeView) -> None:
     for step in REPAIR_ORDER:
         if step not in steps:
@@ -456,18 +432,16 @@ def _run_repairs(steps: set[str], payment: Payment, view: _StripeView) -> None:
         if step == SETTLE:
             succeeded = [i for i in view.intents.values() if i.status == "succeeded"]
             intent_id = payment.stripe_payment_intent_id or succeeded[0].id
-            services.payment_settle_from_intent(payment_id=payment.pk,
-                                                intent=gateway.payment_intent_retrieve(intent_id))
+            lifecycle.payment_settle_from_intent(payment_id=payment.pk,
+                                                 intent=gateway.payment_intent_retrieve(intent_id))
         elif step == BOOK:
-            _booking_restore(payment.pk)
+            lifecycle.payment_booking_restore(payment_id=payment.pk)
         elif step == SYNC:
             refunds.payment_sync_refunds(payment_id=payment.pk)
         elif step == CLOSE_BOOKING:
-            _booking_close_refunded(payment.pk)
+            lifecycle.payment_booking_close_refunded(payment_id=payment.pk)
         elif step == DISPUTE:
-            # The webhook handler re-reads the intent and the charge itself; the event is its input
-            # only, never stored.
-            webhooks.handle_dispute_created(WebhookEvent(payment_intent_id=payment.stripe_payment_intent_id))
+            payments.payment_dispute_sync(payment_id=payment.pk)
 
 
 def _repair(rows: _Rows, view: _StripeView, found: list[_Found]) -> list[Difference]:

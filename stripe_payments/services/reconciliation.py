@@ -9,8 +9,10 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from . import gateway, keys, refunds, services
-from .models import UNSETTLED_STATUSES, Payment, PaymentStatus, RefundRequest, RefundRequestStatus
+from .. import gateway, keys
+from ..gateway import CardFailure
+from ..models import UNSETTLED_STATUSES, Payment, PaymentStatus, RefundRequest, RefundRequestStatus
+from . import lifecycle, refunds
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +27,8 @@ class ReconcileReport:
 
 
 def _fail(payment: Payment, *, code: str, message: str) -> None:
-    services._mark_failed(payment.pk, code=code, decline_code=None, message=message,
-                          payment_intent_id=payment.stripe_payment_intent_id)
+    lifecycle.payment_fail(payment_id=payment.pk, failure=CardFailure(code=code, decline_code=None, message=message),
+                           payment_intent_id=payment.stripe_payment_intent_id)
 
 
 def reconcile_payment(payment: Payment, report: ReconcileReport) -> None:
@@ -36,22 +38,22 @@ def reconcile_payment(payment: Payment, report: ReconcileReport) -> None:
     else:
         intent = gateway.payment_intent_find_for_payment(payment.pk, created_at=int(payment.created_at.timestamp()))
         if intent is None:
-            _fail(payment, code=services.NEVER_SENT, message="The payment never reached Stripe.")
+            _fail(payment, code=lifecycle.NEVER_SENT, message="The payment never reached Stripe.")
             report.note(f"payment {payment.pk}: {before} -> failed (no PaymentIntent at Stripe)")
             return
-    payment = services.payment_settle_from_intent(payment_id=payment.pk, intent=intent)
+    payment = lifecycle.payment_settle_from_intent(payment_id=payment.pk, intent=intent)
     if payment.status in UNSETTLED_STATUSES and intent.status in (
         "requires_payment_method", "requires_confirmation", "requires_action"
     ):
         # Abandoned (3-D Secure never finished): cancel at Stripe so it can never be charged later.
         # It is marked failed ("the rest failed"): settling from the canceled intent first would
-        # leave it ``canceled``, which ``_mark_failed`` no longer moves.
+        # leave it ``canceled``, which ``payment_fail`` no longer moves.
         canceled = gateway.payment_intent_cancel(intent.id, idempotency_key=keys.payment_key(payment, "cancel"))
         if canceled.status == "canceled":
             _fail(payment, code="abandoned", message="The payment was not completed in time.")
             payment.refresh_from_db()
         else:  # it moved on at Stripe meanwhile
-            payment = services.payment_settle_from_intent(payment_id=payment.pk, intent=canceled)
+            payment = lifecycle.payment_settle_from_intent(payment_id=payment.pk, intent=canceled)
     if payment.status != before:
         booking = " with its booking" if payment.status == PaymentStatus.SUCCEEDED else ""
         report.note(f"payment {payment.pk}: {before} -> {payment.status}{booking}")

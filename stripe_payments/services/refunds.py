@@ -28,8 +28,8 @@ from bookings.models import Booking, BookingStatus
 from bookings.services import booking_transition, ensure_student_of, ensure_teacher_of
 from linguaflex.errors import DomainError, Forbidden, InvalidState, NotFound, ValidationFailed
 
-from . import gateway, keys, notifications
-from .models import (
+from .. import gateway, keys, notifications
+from ..models import (
     CAPTURED_STATUSES,
     Payment,
     PaymentStatus,
@@ -37,17 +37,13 @@ from .models import (
     RefundRequest,
     RefundRequestStatus,
 )
-from .money import split_refunded
+from . import lifecycle
 
 logger = logging.getLogger(__name__)
 
 # Stripe's refund reason for each kind (Stripe accepts only these three values).
 _STRIPE_REASON = {RefundKind.REQUESTED: "requested_by_customer", RefundKind.CANCEL: "requested_by_customer"}
-_BOOKING_TARGET = {
-    RefundKind.DECLINE: BookingStatus.DECLINED,
-    RefundKind.CANCEL: BookingStatus.CANCELLED,
-    RefundKind.EXPIRY: BookingStatus.DECLINED,
-}
+_BOOKING_TARGET = lifecycle.BOOKING_CLOSED_BY
 
 
 class RefundPending(DomainError):
@@ -63,37 +59,20 @@ def _amount_error(left: int) -> ValidationFailed:
     )
 
 
-# --- applying refunds to a payment (under its row lock) ------------------------------------------------
-def _apply(payment: Payment, refund: RefundRequest, *, sign: int = 1) -> None:
-    """Count (sign=1) or uncount (sign=-1) a refund into the locked payment, cumulatively split."""
-    refunded = payment.refunded_cents + sign * refund.amount_cents
-    if not 0 <= refunded <= payment.amount_cents:
-        raise InvalidState("The refunds would exceed the payment.")
-    split = split_refunded(amount_cents=payment.amount_cents, admin_fee_cents=payment.admin_fee_cents,
-                           refunded_cents=refunded)
-    payment.refunded_cents = refunded
-    payment.refunded_admin_fee_cents = split.admin_fee_cents
-    payment.refunded_teacher_cents = split.teacher_amount_cents
-    if payment.status != PaymentStatus.DISPUTED:
-        if refunded == payment.amount_cents:
-            payment.status = PaymentStatus.REFUNDED
-        elif refunded > 0:
-            payment.status = PaymentStatus.PARTIALLY_REFUNDED
-        else:
-            payment.status = PaymentStatus.SUCCEEDED
-    payment.save(update_fields=["refunded_cents", "refunded_admin_fee_cents", "refunded_teacher_cents",
-                                "status", "updated_at"])
-    refund.applied = sign > 0
-    refund.save(update_fields=["applied", "updated_at"])
-    if sign > 0 and refunded == payment.amount_cents:
-        booking = Booking.objects.filter(payment_id=payment.pk).first()
-        if booking is not None and booking.status in (
-            BookingStatus.PENDING_CONFIRMATION, BookingStatus.CONFIRMED, BookingStatus.COMPLETED
-        ):
-            target = _BOOKING_TARGET.get(refund.kind, BookingStatus.REFUNDED)
-            if booking.status != BookingStatus.PENDING_CONFIRMATION:
-                target = BookingStatus.REFUNDED
-            booking_transition(booking_id=booking.pk, to=target)
+# --- what is left to refund: one rule ---------------------------------------------------------------
+def ensure_refundable(payment: Payment, amount_cents: int | None, *, disputed_ok: bool = False) -> int:
+    """The amount to refund from this payment (``None``: all that is left), or why it cannot be:
+    409 for a payment that captured nothing refundable, 400 ``fields.amount`` for an amount beyond
+    what is left. Checked when a refund is asked for and again, under the payment's row lock, when
+    it is approved; the database's check constraint is the backstop."""
+    allowed = CAPTURED_STATUSES + ((PaymentStatus.DISPUTED,) if disputed_ok else ())
+    if payment.status not in allowed:
+        raise InvalidState(f"A {payment.status} payment cannot be refunded.", extra={"status": payment.status})
+    left = payment.refundable_cents
+    amount = left if amount_cents is None else amount_cents
+    if amount <= 0 or amount > left:
+        raise _amount_error(left)
+    return amount
 
 
 def _record_result(refund: RefundRequest, result: gateway.RefundResult) -> RefundRequest:
@@ -105,12 +84,12 @@ def _record_result(refund: RefundRequest, result: gateway.RefundResult) -> Refun
         refund.status = RefundRequestStatus.SUCCEEDED
         refund.failure_reason = ""
         if not refund.applied:
-            _apply(payment, refund)
+            lifecycle.payment_apply_refund(payment=payment, refund=refund)
     elif result.status in ("failed", "canceled"):
         refund.status = RefundRequestStatus.FAILED
         refund.failure_reason = (result.failure_reason or result.status)[:255]
         if refund.applied:  # Stripe reversed a refund it had reported succeeded
-            _apply(payment, refund, sign=-1)
+            lifecycle.payment_apply_refund(payment=payment, refund=refund, sign=-1)
             if refund.kind in _BOOKING_TARGET:
                 _queue_for_admin(payment, refund)
     # pending / requires_action: Stripe is still working; refund.updated will settle it.
@@ -316,12 +295,7 @@ def _new_pending_request(payment: Payment, *, amount_cents: int | None, kind: st
     """A pending request on a locked, captured payment; ``None`` asks for all that is left.
 
     At most one pending request per payment (a partial unique constraint): 409 ``refund_pending``."""
-    if payment.status not in CAPTURED_STATUSES:
-        raise InvalidState(f"A {payment.status} payment cannot be refunded.", extra={"status": payment.status})
-    left = payment.refundable_cents
-    amount = left if amount_cents is None else amount_cents
-    if amount <= 0 or amount > left:
-        raise _amount_error(left)
+    amount = ensure_refundable(payment, amount_cents)
     try:
         with transaction.atomic():
             return RefundRequest.objects.create(payment=payment, amount_cents=amount, kind=kind, reason=reason,
@@ -356,10 +330,7 @@ def refund_request_approve(*, admin, refund_request_id: int, note: str = "") -> 
         # The payment first, as every money workflow does: a decline racing this approval waits, never deadlocks.
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         refund = _lock_pending(refund_request_id)
-        if payment.status not in CAPTURED_STATUSES and payment.status != PaymentStatus.DISPUTED:
-            raise InvalidState(f"A {payment.status} payment cannot be refunded.", extra={"status": payment.status})
-        if refund.amount_cents > payment.refundable_cents:
-            raise _amount_error(payment.refundable_cents)
+        ensure_refundable(payment, refund.amount_cents, disputed_ok=True)
         refund.decided_by = admin
         refund.decided_at = timezone.now()
         if note:

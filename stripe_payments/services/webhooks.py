@@ -16,11 +16,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from bookings.models import Booking, BookingStatus
-from bookings.services import booking_transition
-
-from . import gateway, refunds, services
-from .models import Payment, PaymentStatus, WebhookEvent, WebhookEventStatus
+from .. import gateway
+from ..models import Payment, WebhookEvent, WebhookEventStatus
+from . import cards, payments, refunds
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +26,7 @@ logger = logging.getLogger(__name__)
 def _payment_for(event: WebhookEvent) -> Payment | None:
     if not event.object_id:
         return None
-    return services.payment_settle_by_intent_id(payment_intent_id=event.object_id)
+    return payments.payment_settle_by_intent_id(payment_intent_id=event.object_id)
 
 
 def handle_payment_intent(event: WebhookEvent) -> None:
@@ -39,7 +37,7 @@ def handle_payment_intent(event: WebhookEvent) -> None:
 
 
 def handle_setup_intent_succeeded(event: WebhookEvent) -> None:
-    services.setup_intent_settle(setup_intent_id=event.object_id)
+    cards.setup_intent_settle(setup_intent_id=event.object_id)
 
 
 def handle_refund_event(event: WebhookEvent) -> None:
@@ -48,7 +46,7 @@ def handle_refund_event(event: WebhookEvent) -> None:
     if not pi_id:
         logger.info("refund event %s names no payment intent; nothing to sync", event.stripe_event_id)
         return
-    payment = services.payment_settle_by_intent_id(payment_intent_id=pi_id)
+    payment = payments.payment_settle_by_intent_id(payment_intent_id=pi_id)
     if payment is not None:
         refunds.payment_sync_refunds(payment_id=payment.pk)
 
@@ -57,23 +55,8 @@ def handle_dispute_created(event: WebhookEvent) -> None:
     """The card holder disputed the charge: payment and booking become ``disputed`` (re-read)."""
     pi_id = event.payment_intent_id
     payment = Payment.objects.filter(stripe_payment_intent_id=pi_id).first() if pi_id else None
-    if payment is None:
-        return
-    intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
-    # Settle first: a dispute handled before payment_intent.succeeded must still leave the charged
-    # payment with its booking (the same final state whatever the order of events).
-    payment = services.payment_settle_from_intent(payment_id=payment.pk, intent=intent)
-    charge_id = payment.stripe_charge_id or intent.latest_charge_id
-    if not charge_id or not gateway.charge_retrieve(charge_id).disputed:
-        return
-    with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status != PaymentStatus.DISPUTED:
-            payment.status = PaymentStatus.DISPUTED
-            payment.save(update_fields=["status", "updated_at"])
-        booking = Booking.objects.filter(payment_id=payment.pk).first()
-        if booking is not None and booking.status != BookingStatus.DISPUTED:
-            booking_transition(booking_id=booking.pk, to=BookingStatus.DISPUTED)
+    if payment is not None:
+        payments.payment_dispute_sync(payment_id=payment.pk)
 
 
 HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from bookings.models import Booking, BookingStatus
-from stripe_payments import refunds, webhooks
 from stripe_payments.models import (
     Payment,
     PaymentStatus,
@@ -19,6 +18,7 @@ from stripe_payments.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
+from stripe_payments.services import refunds, webhooks
 
 from .conftest import PAY_URL, VISA, card, stripe_calls
 

@@ -14,9 +14,10 @@ from django.db import connection
 from django.utils import timezone
 
 from bookings.models import Booking
-from stripe_payments import gateway, services
+from stripe_payments import gateway
 from stripe_payments.keys import payment_key
 from stripe_payments.models import IdempotencyRecord, Payment, PaymentStatus, SavedPaymentMethod, StripeCustomer
+from stripe_payments.services import lifecycle, payments
 
 from .conftest import (
     ADD_URL,
@@ -830,9 +831,9 @@ def test_settling_the_same_succeeded_intent_twice_books_once(stripe_emulator, pa
     payment = Payment.objects.get(pk=payment_id)
     intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
 
-    services.payment_settle_from_intent(payment_id=payment_id, intent=intent)
-    services.payment_settle_from_intent(payment_id=payment_id, intent=intent)
-    services.payment_settle(payment=payment)
+    lifecycle.payment_settle_from_intent(payment_id=payment_id, intent=intent)
+    lifecycle.payment_settle_from_intent(payment_id=payment_id, intent=intent)
+    payments.payment_settle(payment=payment)
 
     assert Booking.objects.filter(payment_id=payment_id).count() == 1
     assert Payment.objects.get(pk=payment_id).status == PaymentStatus.SUCCEEDED
@@ -845,7 +846,7 @@ def test_a_failed_intent_never_moves_a_succeeded_payment_back(stripe_emulator, p
     failed = gateway.IntentResult(**{**intent.__dict__, "status": "requires_payment_method",
                                      "last_error": gateway.CardFailure("card_declined", "generic_decline", "no")})
 
-    services.payment_settle_from_intent(payment_id=payment_id, intent=failed)
+    lifecycle.payment_settle_from_intent(payment_id=payment_id, intent=failed)
 
     assert Payment.objects.get(pk=payment_id).status == PaymentStatus.SUCCEEDED
     assert Booking.objects.filter(payment_id=payment_id).count() == 1

@@ -191,8 +191,9 @@ def test_an_error_report_of_a_crash_mid_payment_shows_no_card_data(stripe_emulat
 
     from django.views.debug import ExceptionReporter
 
-    from stripe_payments import gateway, services
+    from stripe_payments import gateway
     from stripe_payments.cards import CardInput
+    from stripe_payments.services import payments
 
     def crash(**kwargs):
         raise RuntimeError("unexpected")
@@ -202,7 +203,7 @@ def test_an_error_report_of_a_crash_mid_payment_shows_no_card_data(stripe_emulat
     request = rf.post(PAY_URL, data=json.dumps(body), content_type="application/json")
     request.user = student
     try:
-        services.payment_process(student=student, gig_id=gig.pk,
+        payments.payment_process(student=student, gig_id=gig.pk,
                                  card=CardInput(number=VISA, exp_month=12, exp_year=2035, cvc=CVC))
     except RuntimeError:
         report = ExceptionReporter(request, *sys.exc_info())

@@ -259,7 +259,8 @@ def test_reconcile_reports_an_unreachable_stripe_and_changes_nothing(client_for,
 
 def test_reconcile_records_an_approved_refund_whose_answer_and_webhook_were_lost(
         paid, student, admin_user, stripe_emulator, settings):
-    from stripe_payments import gateway, refunds
+    from stripe_payments import gateway
+    from stripe_payments.services import refunds
 
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     payment = paid()
@@ -280,7 +281,7 @@ def test_reconcile_records_an_approved_refund_whose_answer_and_webhook_were_lost
 
 
 def test_reconcile_leaves_a_pending_request_that_stripe_never_saw_pending(paid, student, stripe_emulator):
-    from stripe_payments import refunds
+    from stripe_payments.services import refunds
 
     payment = paid()
     request = refunds.refund_request_create(student=student, payment=payment, amount_cents=1500, reason="")

@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 
 from bookings.models import Booking
-from stripe_payments import gateway, services
+from stripe_payments import gateway
 from stripe_payments.models import Payment, PaymentStatus
 from stripe_payments.money import split_amount
+from stripe_payments.services import lifecycle
 
 
 def _succeeded_intent(pi_id: str) -> gateway.IntentResult:
@@ -55,7 +56,7 @@ def test_two_concurrent_settles_of_one_succeeded_payment_book_exactly_once(stude
         status=PaymentStatus.PROCESSING, save_card=True)
     intent = _succeeded_intent("pi_race")
 
-    outcomes = _run_together(4, lambda: services.payment_settle_from_intent(payment_id=payment.pk,
+    outcomes = _run_together(4, lambda: lifecycle.payment_settle_from_intent(payment_id=payment.pk,
                                                                              intent=intent).status)
 
     assert outcomes == [PaymentStatus.SUCCEEDED] * 4

@@ -10,8 +10,8 @@ from django.db import connection
 
 from bookings.models import Booking, BookingStatus
 from linguaflex.errors import InvalidState
-from stripe_payments import refunds
 from stripe_payments.models import Payment, PaymentStatus, RefundRequest, RefundRequestStatus
+from stripe_payments.services import refunds
 
 from .conftest import PAY_URL, VISA, card, stripe_calls
 
@@ -123,7 +123,7 @@ def test_a_decline_racing_an_approval_never_refunds_more_than_was_paid(paid, stu
 
 def test_concurrent_identical_admin_refunds_refund_once_and_the_others_hear_refund_pending(
         paid, admin_user, stripe_emulator):
-    from stripe_payments.refunds import RefundPending
+    from stripe_payments.services.refunds import RefundPending
 
     outcomes: list[str] = []
     barrier = threading.Barrier(6)

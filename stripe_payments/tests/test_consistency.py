@@ -13,10 +13,11 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from bookings.models import Booking, BookingStatus
-from stripe_payments import gateway, refunds
-from stripe_payments.consistency import ConsistencyReport, check_stripe_consistency
+from stripe_payments import gateway
 from stripe_payments.models import Payment, PaymentStatus, RefundKind, RefundRequest, RefundRequestStatus
 from stripe_payments.money import split_refunded
+from stripe_payments.services import refunds
+from stripe_payments.services.consistency import ConsistencyReport, check_stripe_consistency
 
 from .conftest import PAY_URL, THREE_DS, VISA, card, stripe_calls
 

@@ -10,8 +10,9 @@ import pytest
 from django.core import mail
 
 from bookings.models import Booking
-from stripe_payments import gateway, refunds
+from stripe_payments import gateway
 from stripe_payments.models import Payment
+from stripe_payments.services import refunds
 
 from .conftest import AMEX, PAY_URL, VISA, card
 
@@ -147,7 +148,7 @@ def test_no_e_mail_is_sent_for_a_change_that_rolled_back(paid, student, admin_us
 
 def test_a_decline_whose_refund_is_delayed_tells_the_decision_now_and_the_refund_when_it_is_done(
         paid, student, teacher, stripe_emulator, settings, on_commit):
-    from stripe_payments.reconciliation import reconcile
+    from stripe_payments.services.reconciliation import reconcile
 
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     payment = paid()

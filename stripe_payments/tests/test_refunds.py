@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from bookings import services as booking_services
 from bookings.models import Booking, BookingStatus
 from linguaflex.errors import Forbidden, InvalidState, ValidationFailed
-from stripe_payments import gateway, keys, refunds
+from stripe_payments import gateway, keys
 from stripe_payments.models import Payment, PaymentStatus, RefundKind, RefundRequest, RefundRequestStatus
+from stripe_payments.services import refunds
 
 from .conftest import PAY_URL, VISA, card, stripe_calls
 
@@ -237,7 +238,7 @@ def test_a_lost_decline_refund_then_a_cancel_or_expiry_never_reuses_its_stripe_k
 
 def test_reconcile_finishes_a_booking_refund_whose_answer_was_lost(
         paid, stripe_emulator, teacher, fast_failing_stripe):
-    from stripe_payments.reconciliation import reconcile
+    from stripe_payments.services.reconciliation import reconcile
 
     payment = paid()
     booking = _booking(payment)
@@ -255,7 +256,7 @@ def test_reconcile_finishes_a_booking_refund_whose_answer_was_lost(
 
 def test_reconcile_issues_a_booking_refund_that_never_reached_stripe(
         paid, stripe_emulator, teacher, fast_failing_stripe):
-    from stripe_payments.reconciliation import reconcile
+    from stripe_payments.services.reconciliation import reconcile
 
     payment = paid()
     booking = _booking(payment)

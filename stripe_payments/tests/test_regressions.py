@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 
 from bookings.models import Booking, BookingStatus
-from stripe_payments import gateway, refunds, services
+from stripe_payments import gateway
 from stripe_payments.idempotency import request_hash
 from stripe_payments.models import Payment, PaymentStatus, RefundKind, RefundRequest, RefundRequestStatus, SavedPaymentMethod
+from stripe_payments.services import cards, lifecycle, refunds
 
 from .conftest import ADD_URL, DECLINED, PAY_URL, THREE_DS, VISA, card
 from .test_webhooks import deliver, only_event
@@ -152,7 +153,7 @@ def test_two_first_cards_saved_at_once_give_one_default_and_no_error(student, mo
         pm = gateway.PaymentMethodInfo(id=f"pm_race_{i}", customer_id="cus_x", card=gateway.CardDetails(
             brand="visa", last4=str(4000 + i), exp_month=12, exp_year=2030, fingerprint=f"fp_{i}"))
         try:
-            services._save_card(user=student, pm=pm)
+            cards._save_card(user=student, pm=pm)
         except Exception as exc:  # recorded for the assertion below
             errors.append(repr(exc))
         finally:
@@ -182,7 +183,7 @@ def test_a_retry_after_reconcile_closed_an_unsent_payment_charges_once_instead_o
         client_for, student, gig, stripe_emulator, settings):
     from datetime import timedelta
 
-    from stripe_payments.reconciliation import reconcile
+    from stripe_payments.services.reconciliation import reconcile
 
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     client = client_for(student)
@@ -192,7 +193,7 @@ def test_a_retry_after_reconcile_closed_an_unsent_payment_charges_once_instead_o
     assert client.post(PAY_URL, body, format="json", headers=headers).status_code == 502
     reconcile(older_than=timedelta(0))
     payment = Payment.objects.get()
-    assert (payment.status, payment.failure_code) == (PaymentStatus.FAILED, services.NEVER_SENT)
+    assert (payment.status, payment.failure_code) == (PaymentStatus.FAILED, lifecycle.NEVER_SENT)
 
     retry = client.post(PAY_URL, body, format="json", headers=headers)
 

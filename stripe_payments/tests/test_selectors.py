@@ -89,4 +89,8 @@ def test_saved_cards_are_the_users_own_newest_first(student, other_student):
     save(other_student, "pm_c", "fa")
 
     assert list(selectors.saved_payment_method_list(user=student)) == [newer, older]
-    assert selectors.saved_payment_method_ids(user=student) == {"pm_a", "pm_b"}
+    assert [selectors.card_is_saved(student_id=student.pk, payment_method_id=pm) for pm in ("pm_a", "pm_b", "pm_c")] \
+        == [True, True, False]
+    # The same card typed in again is a new PaymentMethod with the saved one's fingerprint.
+    assert selectors.card_is_saved(student_id=student.pk, payment_method_id="pm_new", fingerprint="fa")
+    assert not selectors.card_is_saved(student_id=other_student.pk, payment_method_id="pm_new", fingerprint="fb")

@@ -16,7 +16,6 @@ from django.core.management import call_command
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from bookings.models import Booking, BookingStatus
-from stripe_payments import webhooks
 from stripe_payments.models import (
     Payment,
     PaymentStatus,
@@ -27,6 +26,7 @@ from stripe_payments.models import (
     WebhookEvent,
     WebhookEventStatus,
 )
+from stripe_payments.services import webhooks
 
 from .conftest import ADD_URL, PAY_URL, THREE_DS, VISA, card, stripe_calls
 
@@ -243,7 +243,7 @@ def test_a_dashboard_refund_is_synced_from_its_event(event_type, client, paid, s
 
 @pytest.mark.django_db
 def test_refund_events_of_our_own_refund_do_not_count_it_twice(client, paid, admin_user, stripe_emulator):
-    from stripe_payments import refunds
+    from stripe_payments.services import refunds
 
     payment = paid()
     refund = refunds.admin_refund_create(admin=admin_user, payment=payment, amount_cents=2000, reason="")
@@ -257,7 +257,7 @@ def test_refund_events_of_our_own_refund_do_not_count_it_twice(client, paid, adm
 @pytest.mark.django_db
 def test_refund_updated_with_a_failed_refund_shows_failure_reason_and_takes_the_money_back(
         client, paid, admin_user, stripe_emulator):
-    from stripe_payments import refunds
+    from stripe_payments.services import refunds
 
     payment = paid()
     refund = refunds.admin_refund_create(admin=admin_user, payment=payment, amount_cents=2000, reason="")

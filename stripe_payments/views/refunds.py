@@ -1,44 +1,36 @@
-"""Refund requests (students), decisions and direct refunds (admins), and the Stripe webhook."""
+"""Refund requests (students), decisions and direct refunds (admins)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers as drf_serializers
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from linguaflex.errors import DomainError, Forbidden
-from linguaflex.openapi import IDEMPOTENCY_HEADER, PAGE_PARAMETERS, STRIPE_SIGNATURE_HEADER, error_responses
+from linguaflex.openapi import IDEMPOTENCY_HEADER, PAGE_PARAMETERS, error_responses
 from linguaflex.pagination import StandardPagination, paginated_response
 from linguaflex.throttling import PaymentThrottle
 
-from . import refunds, selectors, webhooks
-from .idempotency import Outcome, run_idempotent, validate_key
-from .refund_serializers import (
+from .. import selectors
+from ..idempotency import idempotent
+from ..serializers.refunds import (
     RefundApproveInputSerializer,
     RefundCreateInputSerializer,
     RefundListQuerySerializer,
     RefundRejectInputSerializer,
     RefundRequestSerializer,
 )
+from ..services import refunds
 
 
-def _create_refund(request, *, scope: str, create) -> Response:
-    """Validate, then create a refund request once per Idempotency-Key; 201 with the request."""
+def _create_refund(request, create) -> Response:
+    """Validate, find the visible payment, create the refund request; 201 with the request."""
     serializer = RefundCreateInputSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
-
-    def handler(resume, remember) -> Outcome:
-        payment = selectors.payment_get_visible(user=request.user, payment_id=data["payment_id"])
-        refund = create(request.user, payment=payment, amount_cents=data.get("amount"), reason=data.get("reason", ""))
-        return Outcome(201, RefundRequestSerializer(refund).data)
-
-    key = validate_key(request.headers.get("Idempotency-Key"))
-    outcome = run_idempotent(user=request.user, key=key, scope=scope, data=request.data, handler=handler)
-    return Response(outcome.body, status=outcome.status)
+    payment = selectors.payment_get_visible(user=request.user, payment_id=data["payment_id"])
+    refund = create(request.user, payment=payment, amount_cents=data.get("amount"), reason=data.get("reason", ""))
+    return Response(RefundRequestSerializer(refund).data, status=status.HTTP_201_CREATED)
 
 
 class RefundListCreateView(APIView):
@@ -62,9 +54,9 @@ class RefundListCreateView(APIView):
         request=RefundCreateInputSerializer,
         responses={201: RefundRequestSerializer, **error_responses(400, 401, 403, 404, 409, 413, 415, 429)},
     )
+    @idempotent("refund-request")
     def post(self, request):
-        return _create_refund(request, scope="refund-request", create=lambda user, **kw: refunds.refund_request_create(
-            student=user, **kw))
+        return _create_refund(request, lambda user, **kw: refunds.refund_request_create(student=user, **kw))
 
 
 class AdminRefundCreateView(APIView):
@@ -77,11 +69,9 @@ class AdminRefundCreateView(APIView):
         responses={201: RefundRequestSerializer,
                    **error_responses(400, 401, 403, 404, 409, 413, 415, 429, 502, 503, 504)},
     )
+    @idempotent("admin-refund")
     def post(self, request):
-        if not request.user.is_admin:
-            raise Forbidden("Only admins issue refunds directly.")
-        return _create_refund(request, scope="admin-refund", create=lambda user, **kw: refunds.admin_refund_create(
-            admin=user, **kw))
+        return _create_refund(request, lambda user, **kw: refunds.admin_refund_create(admin=user, **kw))
 
 
 class RefundApproveView(APIView):
@@ -117,33 +107,3 @@ class RefundRejectView(APIView):
         refund = refunds.refund_request_reject(admin=request.user, refund_request_id=refund_id,
                                                note=serializer.validated_data.get("note", ""))
         return Response(RefundRequestSerializer(refund).data)
-
-
-class StripeWebhookView(APIView):
-    """Authenticated by its Stripe-Signature header, verified over the raw body."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    parser_classes: list = []  # the raw body is what the signature covers
-
-    @extend_schema(
-        operation_id="stripe_webhook",
-        request={"application/json": {"type": "object", "description": "A Stripe event, signed"}},
-        responses={
-            200: inline_serializer("WebhookAck", {"received": drf_serializers.BooleanField(),
-                                                  "status": drf_serializers.CharField()}),
-            **error_responses(400, 413, 500, 502, 503, 504),
-        },
-        parameters=[STRIPE_SIGNATURE_HEADER],
-    )
-    def post(self, request):
-        event = webhooks.webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))
-        return Response({"received": True, "status": event.status}, status=status.HTTP_200_OK)
-
-    def handle_exception(self, exc):
-        if not isinstance(exc, DomainError) and not hasattr(exc, "status_code"):
-            # A handler failed: the event is stored as failed; a 500 makes Stripe deliver it again.
-            return Response({"success": False, "error": {"code": "server_error",
-                                                         "message": "The event was stored and will be retried."}},
-                            status=status.HTTP_500_INTERNAL_SERVER_ERROR)
-        return super().handle_exception(exc)

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from stripe_payments import gateway
-from stripe_payments.consistency import SETTLE_GRACE, check_stripe_consistency
+from stripe_payments.services.consistency import SETTLE_GRACE, check_stripe_consistency
 
 
 def check_and_write(command: BaseCommand, *, repair: bool, since: datetime | None,

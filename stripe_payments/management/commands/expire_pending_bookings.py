@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from bookings.selectors import bookings_pending_confirmation_before
 from linguaflex.errors import DomainError
-from stripe_payments import refunds
 from stripe_payments.models import RefundKind
+from stripe_payments.services import refunds
 
 
 class Command(BaseCommand):

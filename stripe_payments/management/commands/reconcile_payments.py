@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from stripe_payments.management.commands.check_stripe_consistency import check_and_write
-from stripe_payments.reconciliation import reconcile
+from stripe_payments.services.reconciliation import reconcile
 
 
 class Command(BaseCommand):

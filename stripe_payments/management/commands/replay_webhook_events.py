@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from stripe_payments.models import WebhookEvent
-from stripe_payments.webhooks import webhook_events_replay
+from stripe_payments.services.webhooks import webhook_events_replay
 
 
 class Command(BaseCommand):

@@ -1,0 +1,26 @@
+"""What the card and payment services share: the 3-D Secure answer, the return URL, the role check."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+
+from linguaflex.errors import DomainError, Forbidden
+
+
+class AuthenticationRequired(DomainError):
+    """402: the card needs 3-D Secure; the client opens ``redirect_url`` (or uses ``client_secret``)."""
+
+    status_code = 402
+    code = "authentication_required"
+    message = "This card requires authentication. Open redirect_url to complete 3-D Secure."
+
+
+def return_url() -> str:
+    """Where Stripe sends the browser back after 3-D Secure."""
+    return f"{settings.PUBLIC_BASE_URL}{reverse('stripe_payments:payment_return')}"
+
+
+def ensure_student(user) -> None:
+    if not user.is_student:
+        raise Forbidden("Only students can pay and manage cards.")

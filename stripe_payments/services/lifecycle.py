@@ -1,0 +1,228 @@
+"""The payment lifecycle: the only code that assigns ``Payment.status``.
+
+Each move is one named service that locks the payment row, checks ``PAYMENT_TRANSITIONS``
+(models.py) and raises ``InvalidState`` on any other move:
+- ``payment_settle_from_intent``: Stripe's PaymentIntent says where the payment is (succeeded: the
+  booking is created in the same transaction);
+- ``payment_fail``: declined, refused, or never sent;
+- ``payment_reopen_never_sent``: a retry of a payment reconciliation closed as never sent;
+- ``payment_apply_refund``: a refund counted into (or, reversed by Stripe, out of) the payment,
+  its split reversed cumulatively; a full refund closes the booking;
+- ``payment_mark_disputed``: the card holder disputed the charge.
+Webhook handlers, reconciliation and the consistency check call these, never a private helper.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from bookings import notifications as booking_notifications
+from bookings.models import Booking, BookingStatus
+from bookings.services import booking_create_for_payment, booking_transition
+from linguaflex.errors import InvalidState
+
+from .. import notifications
+from ..gateway import CardFailure, IntentResult
+from ..models import PAYMENT_TRANSITIONS, Payment, PaymentStatus, RefundKind, RefundRequest
+from ..money import split_refunded
+from . import cards
+
+logger = logging.getLogger(__name__)
+
+NEVER_SENT = "not_charged"  # the failure code of a payment Stripe never received
+
+# Stripe's PaymentIntent status -> ours, for an unsettled payment.
+_INTENT_STATUS = {
+    "succeeded": PaymentStatus.SUCCEEDED,
+    "requires_action": PaymentStatus.REQUIRES_ACTION,
+    "processing": PaymentStatus.PROCESSING,
+    "canceled": PaymentStatus.CANCELED,
+}
+# A booking a full refund closes; and where it goes, by the refund that closed it.
+OPEN_BOOKING_STATUSES = (BookingStatus.PENDING_CONFIRMATION, BookingStatus.CONFIRMED, BookingStatus.COMPLETED)
+BOOKING_CLOSED_BY = {
+    RefundKind.DECLINE: BookingStatus.DECLINED,
+    RefundKind.CANCEL: BookingStatus.CANCELLED,
+    RefundKind.EXPIRY: BookingStatus.DECLINED,
+}
+
+
+def _move(payment: Payment, to: str) -> None:
+    """Set the locked payment's status to ``to``, if the table allows it (staying put always is)."""
+    if to != payment.status and to not in PAYMENT_TRANSITIONS[payment.status]:
+        raise InvalidState(f"A {payment.status} payment cannot become {to}.", extra={"status": payment.status})
+    payment.status = to
+
+
+def _lock(payment_id: int) -> Payment:
+    return Payment.objects.select_for_update().get(pk=payment_id)
+
+
+def _record_failure(payment: Payment, failure: CardFailure) -> list[str]:
+    payment.failure_code = failure.code[:64]
+    payment.decline_code = (failure.decline_code or "")[:64]
+    payment.failure_message = failure.message[:500]
+    return ["failure_code", "decline_code", "failure_message"]
+
+
+def payment_fail(*, payment_id: int, failure: CardFailure, payment_intent_id: str | None = None) -> Payment:
+    """An unsettled payment failed (declined, refused by Stripe, abandoned, never sent). A payment
+    that has settled meanwhile is left as it is."""
+    with transaction.atomic():
+        payment = _lock(payment_id)
+        if payment.status not in (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION):
+            return payment
+        _move(payment, PaymentStatus.FAILED)
+        fields = ["status", "updated_at", *_record_failure(payment, failure)]
+        if payment_intent_id and not payment.stripe_payment_intent_id:
+            payment.stripe_payment_intent_id = payment_intent_id
+            fields.append("stripe_payment_intent_id")
+        payment.save(update_fields=fields)
+    return payment
+
+
+def payment_reopen_never_sent(*, payment: Payment) -> Payment:
+    """A retry of the request whose payment reconciliation closed as never sent to Stripe: that
+    payment is tried again, under its own Stripe key (so if Stripe did get it after all, the same
+    PaymentIntent comes back), instead of answering a failure the client never caused."""
+    if payment.status != PaymentStatus.FAILED or payment.failure_code != NEVER_SENT:
+        return payment
+    with transaction.atomic():
+        payment = _lock(payment.pk)
+        if payment.status == PaymentStatus.FAILED and payment.failure_code == NEVER_SENT:
+            _move(payment, PaymentStatus.PROCESSING)
+            payment.failure_code = payment.decline_code = payment.failure_message = ""
+            payment.save(update_fields=["status", "failure_code", "decline_code", "failure_message", "updated_at"])
+    return payment
+
+
+def _take_intent_fields(payment: Payment, intent: IntentResult) -> set[str]:
+    """The intent's id and card on the locked payment; the card's owner recorded."""
+    fields = set()
+    if not payment.stripe_payment_intent_id:
+        payment.stripe_payment_intent_id = intent.id
+        fields.add("stripe_payment_intent_id")
+    pm = intent.payment_method
+    if pm is not None:
+        cards.payment_method_claim(user=payment.student, payment_method_id=pm.id)
+        payment.stripe_payment_method_id = pm.id
+        fields.add("stripe_payment_method_id")
+        if pm.card is not None:
+            payment.card_brand, payment.card_last4 = pm.card.brand, pm.card.last4
+            fields.update({"card_brand", "card_last4"})
+    return fields
+
+
+def _status_for(intent: IntentResult, current: str) -> str:
+    if intent.status == "requires_payment_method" and intent.last_error is not None:
+        return PaymentStatus.FAILED
+    return _INTENT_STATUS.get(intent.status, current)
+
+
+def _on_succeeded(payment: Payment, intent: IntentResult) -> None:
+    """The locked, succeeded payment's booking (once), its notices, and its card if asked to keep it."""
+    booking, created = booking_create_for_payment(payment=payment)
+    if created:
+        notifications.payment_receipt(payment_id=payment.pk)
+        booking_notifications.booking_created(booking_id=booking.pk)
+    saved = cards.card_keep_after_payment(payment=payment, pm=intent.payment_method)
+    if saved and not payment.payment_method_saved:
+        payment.payment_method_saved = True
+        payment.save(update_fields=["payment_method_saved"])
+
+
+def payment_settle_from_intent(*, payment_id: int, intent: IntentResult) -> Payment:
+    """Bring an unsettled payment in line with its PaymentIntent. Idempotent; never moves a
+    settled payment backwards. A success writes the payment and its booking in one transaction."""
+    with transaction.atomic():
+        payment = _lock(payment_id)
+        if payment.stripe_payment_intent_id and payment.stripe_payment_intent_id != intent.id:
+            raise InvalidState("This PaymentIntent belongs to another payment.")
+        if payment.status not in (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.FAILED):
+            return payment
+        if payment.status == PaymentStatus.FAILED and intent.status != "succeeded":
+            return payment
+        fields = {"updated_at", "status", *_take_intent_fields(payment, intent)}
+        new_status = _status_for(intent, payment.status)
+        if new_status == PaymentStatus.FAILED:
+            fields.update(_record_failure(payment, intent.last_error))
+        elif new_status == PaymentStatus.SUCCEEDED:
+            payment.failure_code = payment.decline_code = payment.failure_message = ""
+            payment.stripe_charge_id = intent.latest_charge_id or ""
+            fields.update({"failure_code", "decline_code", "failure_message", "stripe_charge_id"})
+        _move(payment, new_status)
+        payment.save(update_fields=sorted(fields))
+        if new_status == PaymentStatus.SUCCEEDED:
+            _on_succeeded(payment, intent)
+    return payment
+
+
+def payment_apply_refund(*, payment: Payment, refund: RefundRequest, sign: int = 1) -> None:
+    """Count (sign=1) or uncount (sign=-1) a refund into the locked payment, cumulatively split;
+    the caller holds the payment's and the request's row locks. A full refund closes the booking
+    (as the refund's kind says, or ``refunded``). A disputed payment stays disputed."""
+    refunded = payment.refunded_cents + sign * refund.amount_cents
+    if not 0 <= refunded <= payment.amount_cents:
+        raise InvalidState("The refunds would exceed the payment.")
+    split = split_refunded(amount_cents=payment.amount_cents, admin_fee_cents=payment.admin_fee_cents,
+                           refunded_cents=refunded)
+    payment.refunded_cents = refunded
+    payment.refunded_admin_fee_cents = split.admin_fee_cents
+    payment.refunded_teacher_cents = split.teacher_amount_cents
+    if payment.status != PaymentStatus.DISPUTED:
+        if refunded == payment.amount_cents:
+            _move(payment, PaymentStatus.REFUNDED)
+        elif refunded > 0:
+            _move(payment, PaymentStatus.PARTIALLY_REFUNDED)
+        else:
+            _move(payment, PaymentStatus.SUCCEEDED)
+    payment.save(update_fields=["refunded_cents", "refunded_admin_fee_cents", "refunded_teacher_cents",
+                                "status", "updated_at"])
+    refund.applied = sign > 0
+    refund.save(update_fields=["applied", "updated_at"])
+    if sign > 0 and refunded == payment.amount_cents:
+        booking = Booking.objects.filter(payment_id=payment.pk).first()
+        if booking is not None and booking.status in OPEN_BOOKING_STATUSES:
+            target = BOOKING_CLOSED_BY.get(refund.kind, BookingStatus.REFUNDED)
+            if booking.status != BookingStatus.PENDING_CONFIRMATION:
+                target = BookingStatus.REFUNDED
+            booking_transition(booking_id=booking.pk, to=target)
+
+
+def payment_mark_disputed(*, payment_id: int) -> Payment:
+    """The card holder disputed the charge (Stripe says so): payment and booking become disputed."""
+    with transaction.atomic():
+        payment = _lock(payment_id)
+        if payment.status != PaymentStatus.DISPUTED:
+            _move(payment, PaymentStatus.DISPUTED)
+            payment.save(update_fields=["status", "updated_at"])
+        booking = Booking.objects.filter(payment_id=payment.pk).first()
+        if booking is not None and booking.status != BookingStatus.DISPUTED:
+            booking_transition(booking_id=booking.pk, to=BookingStatus.DISPUTED)
+    return payment
+
+
+def payment_booking_restore(*, payment_id: int) -> None:
+    """A succeeded payment whose booking is missing (the consistency check found it): created as
+    settling creates it, once."""
+    with transaction.atomic():
+        payment = _lock(payment_id)
+        if payment.status != PaymentStatus.SUCCEEDED:
+            return
+        booking, created = booking_create_for_payment(payment=payment)
+        if created:
+            booking_notifications.booking_created(booking_id=booking.pk)
+
+
+def payment_booking_close_refunded(*, payment_id: int) -> None:
+    """The booking of a payment refunded in full (every refund already counted) that is still open
+    becomes ``refunded``, as counting the last refund does."""
+    with transaction.atomic():
+        payment = _lock(payment_id)
+        if payment.refunded_cents < payment.amount_cents:
+            return
+        booking = Booking.objects.select_for_update().filter(payment_id=payment_id).first()
+        if booking is not None and booking.status in OPEN_BOOKING_STATUSES:
+            booking_transition(booking_id=booking.pk, to=BookingStatus.REFUNDED)
