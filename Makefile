@@ -9,10 +9,10 @@ PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 PG_URL ?= postgres://postgres@127.0.0.1:5432/linguaflex
 
-.PHONY: run test test-postgres lint bench qa migrate demo check-deploy clean help
+.PHONY: run test test-postgres lint bench qa reliability migrate demo check-deploy clean help
 
 help:
-	@echo "make run | make test | make test-postgres | make bench | make check-deploy | make clean"
+	@echo "make run | make test | make test-postgres | make bench | make qa | make reliability [RELIABILITY_BOUNDED=1] | make check-deploy | make clean"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,3 +59,9 @@ clean:
 # guide's curl blocks and schemathesis (see .ci/qa).
 qa: $(VENV)/.deps-dev
 	bash .ci/qa
+
+# Reliability against gunicorn (production settings) + a throwaway PostgreSQL database + Redis + the
+# emulator: the fault matrix and the race scenarios (bench/reliability/). A full run writes
+# docs/RELIABILITY.md; RELIABILITY_BOUNDED=1 (CI) runs fewer rounds into reports/reliability/.
+reliability: $(VENV)/.deps-dev
+	$(PY) -m bench.reliability $(if $(RELIABILITY_BOUNDED),--bounded,)

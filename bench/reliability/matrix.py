@@ -470,6 +470,21 @@ class CaseResult:
     detail: str = ""
 
 
+APP_LABELS = ("accounts", "gigs", "bookings", "stripe_payments", "token_blacklist")
+
+
+def _clear_database() -> None:
+    """Empty the project's own tables (one TRUNCATE), not Django's: ``flush`` would also rebuild
+    content types and permissions after every case, at 0.4 s each on PostgreSQL."""
+    from django.apps import apps
+    from django.core.management.color import no_style
+    from django.db import connection
+
+    tables = [model._meta.db_table for label in APP_LABELS for model in apps.get_app_config(label).get_models()]
+    statements = connection.ops.sql_flush(no_style(), tables, allow_cascade=True)
+    connection.ops.execute_sql_flush(statements)
+
+
 def _fresh(run: Run) -> None:
     """An empty database and emulator, webhooks off, and the case's users and gig."""
     from django.contrib.auth import get_user_model
@@ -477,7 +492,7 @@ def _fresh(run: Run) -> None:
 
     from gigs.models import Gig
 
-    run.stack.call_command("flush", "--noinput")
+    _clear_database()
     run.control("POST", "reset")
     run.control("DELETE", "faults")
     run.control("POST", "webhooks", url="")
