@@ -20,6 +20,19 @@ CVC_RE = re.compile(r"""(cvc(?:%5D|\])?["']?\s*[:=]\s*["']?)(\d{3,4})""", re.IGN
 MASK = "[REDACTED]"
 
 
+def luhn_valid(number: str) -> bool:
+    """The Luhn check of a string of ASCII digits (every payment card number passes it)."""
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = ord(char) - 48
+        if index % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
 def redact(text: str) -> str:
     text = CARD_NUMBER_RE.sub(MASK, text)
     return CVC_RE.sub(lambda m: m.group(1) + MASK, text)

@@ -7,9 +7,8 @@ import re
 from django.conf import settings
 from django.http import JsonResponse
 
-from stripe_payments.cards import luhn_valid
-
 from .errors import envelope
+from .logging import luhn_valid
 
 # Parameter names (or parts of names: card[number], card_details[cvc]) that only card data has.
 _CARD_PARAMETER_PARTS = frozenset({

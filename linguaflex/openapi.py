@@ -32,6 +32,7 @@ class ErrorBodySerializer(serializers.Serializer):
     setup_intent_id = serializers.CharField(required=False)
     client_secret = serializers.CharField(required=False)
     redirect_url = serializers.CharField(required=False)
+    status = serializers.CharField(required=False, help_text="invalid_state: the object's current state")
 
 
 class ErrorEnvelopeSerializer(serializers.Serializer):

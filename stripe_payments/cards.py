@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from linguaflex.logging import luhn_valid
+
 
 @dataclass(frozen=True)
 class CardInput:
@@ -26,18 +28,6 @@ class CardInput:
 
     def __str__(self) -> str:  # never the number
         return f"card ****{self.last4} {self.exp_month:02d}/{self.exp_year}"
-
-
-def luhn_valid(number: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(number)):
-        digit = ord(char) - 48
-        if index % 2 == 1:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
 
 
 def card_brand(number: str) -> str:

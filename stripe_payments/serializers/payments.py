@@ -111,7 +111,6 @@ class ConfirmPaymentInputSerializer(serializers.Serializer):
 
 class _ReturnOutputSerializer(serializers.Serializer):
     success = serializers.BooleanField()
-    kind = serializers.CharField()
     status = serializers.CharField()
     message = serializers.CharField()
 
@@ -119,6 +118,7 @@ class _ReturnOutputSerializer(serializers.Serializer):
 class PaymentReturnOutputSerializer(_ReturnOutputSerializer):
     """The 3-D Secure return page's JSON for a payment (``services.payments.PaymentReturn``)."""
 
+    kind = serializers.ChoiceField(choices=["payment"])
     payment_id = serializers.IntegerField(source="payment.pk")
     booking_id = serializers.IntegerField(allow_null=True)
 
@@ -126,5 +126,6 @@ class PaymentReturnOutputSerializer(_ReturnOutputSerializer):
 class CardReturnOutputSerializer(_ReturnOutputSerializer):
     """The 3-D Secure return page's JSON for a card set-up (``services.cards.CardReturn``)."""
 
+    kind = serializers.ChoiceField(choices=["card"])
     saved = serializers.BooleanField()
     payment_method_id = serializers.CharField(allow_null=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.utils.html import escape
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer, StaticHTMLRenderer
 from rest_framework.response import Response
@@ -124,7 +125,12 @@ class PaymentReturnView(APIView):
                     OpenApiParameter("setup_intent_client_secret", str,
                                      description="Added by Stripe to the return URL; the card's id is shown only with it")],
         responses={
-            200: OpenApiResponse(description="An HTML page, or JSON {success, kind, status, message, ...} when asked"),
+            (200, "application/json"): OpenApiResponse(
+                PolymorphicProxySerializer(component_name="PaymentReturnOutcome", resource_type_field_name="kind",
+                                           serializers={"payment": PaymentReturnOutputSerializer,
+                                                        "card": CardReturnOutputSerializer}),
+                description="The outcome, when JSON is asked for (Accept or ?format=json)"),
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="A small page saying the outcome"),
             **error_responses(400, 404, 502, 503, 504),
         },
     )
