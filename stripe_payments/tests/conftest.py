@@ -1,10 +1,23 @@
-"""Helpers for the payment tests: card bodies, the two payment endpoints, Stripe call counts."""
+"""Helpers shared by the payment tests: card bodies, the endpoints, Stripe call logs, a real
+payment through the API, the 3-D Secure page, signed webhook deliveries, running a command.
+
+Test modules import these names from here; no test module imports another.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 from datetime import date
+from io import StringIO
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+import stripe
+from django.core.management import call_command
 
 ADD_URL = "/stripe-payments/add-payment-method/"
 PAY_URL = "/stripe-payments/process-payment/"
@@ -13,6 +26,10 @@ PAYMENTS_URL = "/stripe-payments/payments/"
 RETURN_URL = "/stripe-payments/payment-return/"
 CREATE_INTENT_URL = "/stripe-payments/create-payment-intent/"
 CONFIRM_URL = "/stripe-payments/confirm-payment/"
+REFUNDS_URL = "/stripe-payments/refunds/"
+ADMIN_REFUNDS_URL = "/stripe-payments/admin-refunds/"
+WEBHOOK_URL = "/stripe-payments/webhook/"
+WEBHOOK_SECRET = "whsec_test_linguaflex"  # linguaflex/settings/test.py
 
 EXP_YEAR = date.today().year + 3
 
@@ -39,6 +56,81 @@ def stripe_calls(emulator, method: str | None = None, prefix: str = "/v1/") -> l
             if r["path"].startswith(prefix) and (method is None or r["method"] == method)]
 
 
+def refund_posts(emulator) -> list[dict]:
+    """The refund creations Stripe received."""
+    return stripe_calls(emulator, "POST", "/v1/refunds")
+
+
+def pi_creates(emulator) -> list[dict]:
+    """The PaymentIntent creations Stripe received."""
+    return stripe_calls(emulator, "POST", "/v1/payment_intents")
+
+
+def error_of(response) -> dict:
+    """The error of a failure envelope (asserting it is one)."""
+    body = response.json()
+    assert body["success"] is False
+    return body["error"]
+
+
+def client_sdk(emulator) -> stripe.StripeClient:
+    """Plays Stripe's client SDKs (which confirm PaymentIntents in the app), not the backend."""
+    return stripe.StripeClient("sk_test_client_side", base_addresses={"api": emulator.base_url},
+                               max_network_retries=0)
+
+
+def dashboard(emulator) -> stripe.StripeClient:
+    """Stripe's dashboard: refunds issued outside LinguaFlex."""
+    return stripe.StripeClient("sk_test_dashboard", base_addresses={"api": emulator.base_url}, max_network_retries=0)
+
+
+def through_3ds_page(redirect_url: str, *, succeed: bool = True) -> str:
+    """What the browser does on the 3-D Secure page: press a button, follow the redirect to our
+    return page. Returns the return page's path and query."""
+    action = "complete" if succeed else "fail"
+    answer = requests.post(f"{redirect_url}/{action}", allow_redirects=False, timeout=5)
+    assert answer.status_code == 302
+    location = urlsplit(answer.headers["Location"])
+    assert location.path == RETURN_URL
+    return f"{location.path}?{location.query}"
+
+
+def run_command(command: str, *args) -> str:
+    """A management command's stdout."""
+    out = StringIO()
+    call_command(command, *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+# --- webhooks: Stripe's signature and deliveries ------------------------------------------------------
+def sign(payload: bytes, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def post_event(client, event: dict, *, signature: str | None = "sign", **sign_options):
+    payload = json.dumps(event).encode()
+    headers = {}
+    if signature == "sign":
+        headers["HTTP_STRIPE_SIGNATURE"] = sign(payload, **sign_options)
+    elif signature is not None:
+        headers["HTTP_STRIPE_SIGNATURE"] = signature
+    return client.post(WEBHOOK_URL, data=payload, content_type="application/json", **headers)
+
+
+def deliver(client, event: dict) -> dict:
+    response = post_event(client, event)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def only_event(emulator, type_: str) -> dict:
+    [event] = emulator.events(type_)
+    return event
+
+
+# --- fixtures ----------------------------------------------------------------------------------------
 @pytest.fixture
 def student_client(client_for, student):
     return client_for(student)
@@ -73,3 +165,20 @@ def pay(student_client, gig):
         return (client or student_client).post(PAY_URL, body, format="json", headers=headers or {})
 
     return post
+
+
+@pytest.fixture
+def paid(stripe_emulator, client_for, student, gig, make_gig):
+    """A real payment through the API (a charge at the emulator) and its booking: for ``gig`` (or
+    ``target``, or a new gig of ``price_cents``), by ``student`` (or ``as_student``)."""
+    from stripe_payments.models import Payment
+
+    def make(price_cents: int | None = None, *, as_student=None, target=None) -> Payment:
+        if target is None:
+            target = gig if price_cents is None else make_gig(gig.teacher, price_cents=price_cents)
+        response = client_for(as_student or student).post(
+            PAY_URL, {"gig_id": target.pk, "card_details": card(VISA)}, format="json")
+        assert response.status_code == 200, response.content
+        return Payment.objects.get(pk=response.json()["payment_id"])
+
+    return make

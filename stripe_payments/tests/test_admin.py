@@ -20,7 +20,7 @@ from stripe_payments.models import (
 )
 from stripe_payments.services import refunds, webhooks
 
-from .conftest import PAY_URL, VISA, card, stripe_calls
+from .conftest import stripe_calls
 
 pytestmark = [pytest.mark.django_db, pytest.mark.emulator]
 
@@ -34,17 +34,6 @@ def staff(client, admin_user):
     assert admin_user.is_staff and admin_user.is_superuser
     client.force_login(admin_user)
     return client
-
-
-@pytest.fixture
-def paid(stripe_emulator, client_for, student, gig):
-    def pay(as_student=None) -> Payment:
-        response = client_for(as_student or student).post(
-            PAY_URL, {"gig_id": gig.pk, "card_details": card(VISA)}, format="json")
-        assert response.status_code == 200, response.content
-        return Payment.objects.get(pk=response.json()["payment_id"])
-
-    return pay
 
 
 def action(client, url: str, name: str, ids: list[int]):

@@ -61,16 +61,6 @@ def set_refunded(payment: Payment, cents: int, status: str) -> None:
 
 
 @pytest.fixture
-def paid(stripe_emulator, client_for, student, gig):
-    def pay() -> Payment:
-        response = client_for(student).post(PAY_URL, {"gig_id": gig.pk, "card_details": card(VISA)}, format="json")
-        assert response.status_code == 200, response.content
-        return Payment.objects.get(pk=response.json()["payment_id"])
-
-    return pay
-
-
-@pytest.fixture
 def refunded(paid, admin_user):
     """A payment partly refunded by an admin (1500 of 5000 cents), and its refund request."""
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-import stripe
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -19,7 +18,7 @@ from stripe_payments import gateway, keys
 from stripe_payments.models import Payment, PaymentStatus, RefundKind, RefundRequest, RefundRequestStatus
 from stripe_payments.services import refunds
 
-from .conftest import PAY_URL, VISA, card, stripe_calls
+from .conftest import PAY_URL, VISA, card, dashboard, deliver, only_event, refund_posts, stripe_calls
 
 pytestmark = [pytest.mark.django_db, pytest.mark.emulator]
 
@@ -42,33 +41,10 @@ def assert_split(payment: Payment) -> None:
     assert (payment.refunded_admin_fee_cents, payment.refunded_teacher_cents) == (refunded_fee, refunded_teacher)
 
 
-def refund_posts(emulator) -> list[dict]:
-    return stripe_calls(emulator, "POST", "/v1/refunds")
-
-
 def stripe_refunds(emulator, payment: Payment) -> list[dict]:
     with emulator.state.lock:
         return [o for o in emulator.state.objects.values()
                 if o.get("object") == "refund" and o.get("payment_intent") == payment.stripe_payment_intent_id]
-
-
-def dashboard(emulator) -> stripe.StripeClient:
-    """Stripe's dashboard: refunds issued outside LinguaFlex."""
-    return stripe.StripeClient("sk_test_dashboard", base_addresses={"api": emulator.base_url}, max_network_retries=0)
-
-
-@pytest.fixture
-def paid(stripe_emulator, client_for, student, gig, make_gig):
-    """A real payment through the API (a charge at the emulator) and its booking."""
-
-    def make(price_cents: int | None = None, *, as_student=None) -> Payment:
-        target = gig if price_cents is None else make_gig(gig.teacher, price_cents=price_cents)
-        response = client_for(as_student or student).post(
-            PAY_URL, {"gig_id": target.pk, "card_details": card(VISA)}, format="json")
-        assert response.status_code == 200, response.content
-        return Payment.objects.get(pk=response.json()["payment_id"])
-
-    return make
 
 
 @pytest.fixture
@@ -601,6 +577,23 @@ def test_a_succeeded_refund_that_stripe_later_fails_is_taken_back_out_of_the_mon
     assert payment.status == PaymentStatus.PARTIALLY_REFUNDED
     assert payment.refunded_cents == 1001
     assert_split(payment)
+
+
+def test_a_refund_failing_after_a_decline_is_queued_for_an_admin(client, client_for, student, teacher, gig,
+                                                                 stripe_emulator):
+    paid = client_for(student).post(PAY_URL, {"gig_id": gig.pk, "card_details": card(VISA)}, format="json").json()
+    payment = Payment.objects.get(pk=paid["payment_id"])
+    refunds.booking_decline(booking=Booking.objects.get(payment=payment), user=teacher)
+    refund = RefundRequest.objects.get(payment=payment)
+    stripe_emulator.fail_refund(refund.stripe_refund_id)
+
+    deliver(client, only_event(stripe_emulator, "refund.updated"))
+
+    payment.refresh_from_db()
+    assert payment.refunded_cents == 0
+    queued = RefundRequest.objects.get(payment=payment, status=RefundRequestStatus.PENDING)
+    assert queued.kind == RefundKind.ADMIN and queued.amount_cents == payment.amount_cents
+    assert Booking.objects.get(payment=payment).status == BookingStatus.DECLINED
 
 
 # --- a full refund and the booking -------------------------------------------------------------------------

@@ -4,14 +4,11 @@ server."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 
 import pytest
 import requests
-import stripe
 from django.core.management import call_command
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -28,46 +25,25 @@ from stripe_payments.models import (
 )
 from stripe_payments.services import webhooks
 
-from .conftest import ADD_URL, PAY_URL, THREE_DS, VISA, card, stripe_calls
+from .conftest import (
+    ADD_URL,
+    PAY_URL,
+    THREE_DS,
+    WEBHOOK_SECRET,
+    WEBHOOK_URL,
+    card,
+    dashboard,
+    deliver,
+    only_event,
+    post_event,
+    sign,
+    stripe_calls,
+)
 
 pytestmark = [pytest.mark.emulator]
 
-WEBHOOK_URL = "/stripe-payments/webhook/"
-SECRET = "whsec_test_linguaflex"  # linguaflex/settings/test.py
 
-
-# --- helpers ------------------------------------------------------------------------------------------------
-def sign(payload: bytes, *, secret: str = SECRET, timestamp: int | None = None) -> str:
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def post_event(client, event: dict, *, signature: str | None = "sign", **sign_options):
-    payload = json.dumps(event).encode()
-    headers = {}
-    if signature == "sign":
-        headers["HTTP_STRIPE_SIGNATURE"] = sign(payload, **sign_options)
-    elif signature is not None:
-        headers["HTTP_STRIPE_SIGNATURE"] = signature
-    return client.post(WEBHOOK_URL, data=payload, content_type="application/json", **headers)
-
-
-def deliver(client, event: dict) -> dict:
-    response = post_event(client, event)
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
-def only_event(emulator, type_: str) -> dict:
-    [event] = emulator.events(type_)
-    return event
-
-
-def dashboard(emulator) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_dashboard", base_addresses={"api": emulator.base_url}, max_network_retries=0)
-
-
+# --- fixtures -----------------------------------------------------------------------------------------------
 @pytest.fixture
 def pay_3ds(stripe_emulator, client_for, student, gig):
     """A 3-D Secure payment through the API: 402 authentication_required, payment requires_action."""
@@ -80,16 +56,6 @@ def pay_3ds(stripe_emulator, client_for, student, gig):
         payment = Payment.objects.get(pk=response.json()["error"]["payment_id"])
         assert payment.status == PaymentStatus.REQUIRES_ACTION
         return payment
-
-    return pay
-
-
-@pytest.fixture
-def paid(stripe_emulator, client_for, student, gig):
-    def pay() -> Payment:
-        response = client_for(student).post(PAY_URL, {"gig_id": gig.pk, "card_details": card(VISA)}, format="json")
-        assert response.status_code == 200, response.content
-        return Payment.objects.get(pk=response.json()["payment_id"])
 
     return pay
 
@@ -364,6 +330,23 @@ def test_events_in_any_order_leave_the_same_final_state(client, pay_3ds, stripe_
     assert Booking.objects.get(payment=payment).status == BookingStatus.PENDING_CONFIRMATION
 
 
+def test_a_dispute_handled_before_the_success_event_still_books_the_charged_payment(
+        client, client_for, student, gig, stripe_emulator):
+    assert client_for(student).post(PAY_URL, {"gig_id": gig.pk, "card_details": card(THREE_DS)},
+                                    format="json").status_code == 402
+    payment = Payment.objects.get()
+    intent = stripe_emulator.complete_3ds(payment.stripe_payment_intent_id)
+    charge = intent["latest_charge"]
+    stripe_emulator.trigger_dispute(charge if isinstance(charge, str) else charge["id"])
+
+    deliver(client, only_event(stripe_emulator, "charge.dispute.created"))
+    deliver(client, only_event(stripe_emulator, "payment_intent.succeeded"))
+
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.DISPUTED and payment.stripe_charge_id
+    assert Booking.objects.get(payment=payment).status == BookingStatus.DISPUTED
+
+
 # --- failures and replay ---------------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_a_handler_that_cannot_reach_stripe_records_the_failure_and_replay_processes_it(
@@ -434,7 +417,7 @@ def webhooks_to(stripe_emulator):
     """Point the emulator's deliveries at a URL for one test (the emulator lives for the session)."""
 
     def configure(url: str) -> None:
-        stripe_emulator.configure_webhooks(url, SECRET, max_attempts=3, backoff=0.2, timeout=10)
+        stripe_emulator.configure_webhooks(url, WEBHOOK_SECRET, max_attempts=3, backoff=0.2, timeout=10)
 
     yield configure
     stripe_emulator.configure_webhooks(None)
