@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from bookings.models import Booking, BookingStatus
-from linguaflex.errors import InvalidState
+from linguaflex.errors import DomainError
 from stripe_payments.models import Payment, PaymentStatus, RefundRequest, RefundRequestStatus
 from stripe_payments.services import refunds
 
@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.emulator, pytest.mark.django_db(
 
 
 def race(*calls) -> list[str]:
-    """Run the calls in threads released together; each outcome is "ok", "invalid_state" or an error."""
+    """Run the calls in threads released together; each outcome is "ok", the contract code of the
+    domain error it raised ("invalid_state", "refund_pending", ...) or an error."""
     barrier = threading.Barrier(len(calls))
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -29,8 +30,8 @@ def race(*calls) -> list[str]:
             barrier.wait(timeout=10)
             call()
             result = "ok"
-        except InvalidState:
-            result = "invalid_state"
+        except DomainError as exc:
+            result = exc.code
         except Exception as exc:  # noqa: BLE001 - reported by the caller's assertion
             result = f"error: {exc!r}"
         finally:
@@ -123,31 +124,10 @@ def test_a_decline_racing_an_approval_never_refunds_more_than_was_paid(paid, stu
 
 def test_concurrent_identical_admin_refunds_refund_once_and_the_others_hear_refund_pending(
         paid, admin_user, stripe_emulator):
-    from stripe_payments.services.refunds import RefundPending
+    def refund():
+        refunds.admin_refund_create(admin=admin_user, payment=paid, amount_cents=1000, reason="goodwill")
 
-    outcomes: list[str] = []
-    barrier = threading.Barrier(6)
-    lock = threading.Lock()
-
-    def run():
-        try:
-            barrier.wait(timeout=10)
-            refunds.admin_refund_create(admin=admin_user, payment=paid, amount_cents=1000, reason="goodwill")
-            result = "ok"
-        except RefundPending:
-            result = "refund_pending"
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            result = f"error: {exc!r}"
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=run) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = race(*[refund] * 6)
 
     assert all(o in ("ok", "refund_pending") for o in outcomes), outcomes
     refunded = RefundRequest.objects.filter(payment=paid, status=RefundRequestStatus.SUCCEEDED).count()
