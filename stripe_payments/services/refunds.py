@@ -375,16 +375,17 @@ def admin_refund_create(*, admin, payment: Payment, amount_cents: int | None, re
         if own is not None and own.amount_cents == (locked.refundable_cents if amount_cents is None else amount_cents):
             refund = own
         else:
-            own = None
             refund = _new_pending_request(locked, amount_cents=amount_cents, kind=RefundKind.ADMIN, reason=reason,
                                           requested_by=admin)
     try:
         return refund_request_approve(admin=admin, refund_request_id=refund.pk)
     except InvalidState:
-        if own is None:
+        # Between this call's commit and its approval, a concurrent identical call decided the same
+        # request (it took over ours, or we took over its): that call made the refund; this one
+        # found it pending. Any other refusal (the payment itself moved on) is answered as it is.
+        if RefundRequest.objects.filter(pk=refund.pk, status=RefundRequestStatus.PENDING,
+                                        stripe_refund_id=None).exists():
             raise
-        # The twin request this call took over was decided meanwhile, by a concurrent identical call:
-        # that one is the refund; this one found it pending.
         raise RefundPending() from None
 
 
