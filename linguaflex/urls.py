@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from .health import HealthView
+from .index import IndexView
 
 urlpatterns = [
+    path("", IndexView.as_view(), name="index"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("gigs/", include("gigs.urls")),
@@ -13,7 +15,10 @@ urlpatterns = [
     path("stripe-payments/", include("stripe_payments.urls")),
     path("health/", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Public, like the schema (SPECTACULAR_SETTINGS: SERVE_AUTHENTICATION), from local static files.
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="linguaflex/redoc.html"),
+         name="redoc"),
 ]
 
 handler400 = "linguaflex.errors.json_400"

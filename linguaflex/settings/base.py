@@ -29,6 +29,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    # Swagger UI and ReDoc served from this project's static files (no CDN): /api/docs/, /api/redoc/.
+    "drf_spectacular_sidecar",
+    # The project package itself, for its templates (the index page, the CDN-free ReDoc page).
+    "linguaflex",
     "accounts",
     "gigs",
     "bookings",
@@ -42,6 +46,8 @@ MIDDLEWARE = [
     "linguaflex.middleware.JsonNotFoundMiddleware",
     "linguaflex.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS, Swagger UI, ReDoc) under gunicorn, after the security headers.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -119,7 +125,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# Filled by `manage.py collectstatic` (the set-up runs it) and served by WhiteNoise in production,
+# where the manifest storage needs it (settings/production.py). Git-ignored.
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Outside production (make run, tests) nothing runs collectstatic: WhiteNoise finds each file in the
+# apps when it is asked for. Production turns both off and serves only STATIC_ROOT.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 
 # Bodies over 64 KiB are refused before any parser runs (linguaflex.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
@@ -168,6 +180,12 @@ SPECTACULAR_SETTINGS = {
     # The schema and Swagger UI are public and ignore any Authorization header, stale or not.
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Swagger UI and ReDoc come from drf-spectacular-sidecar's pinned copies in the static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No call to the public validator.swagger.io: the docs work offline.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/",
     "ENUM_NAME_OVERRIDES": {
