@@ -8,8 +8,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 PG_URL ?= postgres://postgres@127.0.0.1:5432/linguaflex
+PORT ?= 8000
+HOST ?= 127.0.0.1
 
-.PHONY: run test test-postgres lint bench qa reliability migrate demo check-deploy clean help
+.PHONY: run test test-postgres lint bench qa reliability collectstatic migrate demo check-deploy clean help
 
 help:
 	@echo "make run | make test | make test-postgres | make bench | make qa | make reliability [RELIABILITY_BOUNDED=1] | make check-deploy | make clean"
@@ -34,7 +36,7 @@ demo: migrate
 	$(PY) manage.py load_demo_data
 
 run: demo
-	$(PY) -m linguaflex.devserver
+	PORT=$(PORT) HOST=$(HOST) $(PY) -m linguaflex.devserver
 
 test: $(VENV)/.deps-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -47,6 +49,12 @@ test-postgres: $(VENV)/.deps-dev
 
 bench: $(VENV)/.deps-dev
 	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script; done
+
+# Static files for production (WhiteNoise's manifest, under the production settings: the local ones
+# write none). A deployment runs this after each release; make reliability runs it first.
+collectstatic: $(VENV)/.deps-run
+	DJANGO_SETTINGS_MODULE=linguaflex.settings.production SECRET_KEY=collectstatic-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-long-enough \
+		DEBUG=false ALLOWED_HOSTS=localhost $(PY) manage.py collectstatic --noinput -v 0
 
 check-deploy: $(VENV)/.deps-run
 	DJANGO_SETTINGS_MODULE=linguaflex.settings.production SECRET_KEY=ci-check-deploy-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-$$RANDOM-long-enough \
@@ -63,5 +71,5 @@ qa: $(VENV)/.deps-dev
 # Reliability against gunicorn (production settings) + a throwaway PostgreSQL database + Redis + the
 # emulator: the fault matrix and the race scenarios (bench/reliability/). A full run writes
 # docs/RELIABILITY.md; RELIABILITY_BOUNDED=1 (CI) runs fewer rounds into reports/reliability/.
-reliability: $(VENV)/.deps-dev
+reliability: $(VENV)/.deps-dev collectstatic
 	$(PY) -m bench.reliability $(if $(RELIABILITY_BOUNDED),--bounded,)

@@ -14,8 +14,9 @@ keeps it out even when a path names it.
 
 Against the local Stripe emulator (`make run` without keys) it also completes 3-D Secure through
 the emulator's test page; against real Stripe those two scenarios are skipped (a browser is needed).
-The server must run with generous throttle rates (the QA THROTTLE_RATES of the guide): the script
-makes about 30 payment calls.
+The server must run with generous throttle rates: the script makes about 30 payment calls. `make run`
+has them (linguaflex/settings/local.py); a server on the contract's rates answers 429, and the script
+stops with one line naming THROTTLE_RATES (exit 2).
 """
 
 from __future__ import annotations
@@ -31,6 +32,25 @@ import requests
 __test__ = False  # not a pytest module
 
 TIMEOUT = 60  # seconds per HTTP call
+GENEROUS_RATES = "login_email=1000/min,login_ip=1000/min,register=1000/min,payment=1000/min"
+
+
+class Throttled(Exception):
+    """The server answered 429: its throttle rates are too low for this script. Stops the run."""
+
+    def __init__(self, method: str, url: str):
+        super().__init__(
+            f"HTTP 429 Too Many Requests on {method} {url}: the server's throttle rates are too low for this "
+            f"script; restart it with THROTTLE_RATES={GENEROUS_RATES} (make run has such rates)")
+
+
+def http_request(session: requests.Session, method: str, url: str, **kwargs) -> requests.Response:
+    """One HTTP call; a 429 raises Throttled instead of coming back as an answer to check."""
+    kwargs.setdefault("timeout", TIMEOUT)
+    response = session.request(method, url, **kwargs)
+    if response.status_code == 429:
+        raise Throttled(method, url)
+    return response
 
 
 # The contract's test cards: number -> (process-payment expectation, add-payment-method expectation).
@@ -79,7 +99,7 @@ class Flow:
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         url = path if path.startswith("http") else f"{self.base_url}{path}"
-        return self.session.request(method, url, json=body, headers=headers, timeout=TIMEOUT, **kwargs)
+        return http_request(self.session, method, url, json=body, headers=headers, **kwargs)
 
     def card(self, number: str, **extra) -> dict[str, Any]:
         cvc = "1234" if number.startswith(("34", "37")) else "123"
@@ -255,10 +275,10 @@ def _emulator_3ds(redirect_url: str, complete: bool) -> str:
     """Press the emulator's Complete or Fail button; return where Stripe sends the browser."""
     if "/_emulator/3ds/" not in redirect_url:
         raise Skip("3-D Secure needs a browser outside the local emulator")
-    page = requests.get(redirect_url, timeout=TIMEOUT)
+    page = http_request(requests.Session(), "GET", redirect_url)
     assert page.status_code == 200 and "3D Secure" in page.text, f"3-D Secure page: HTTP {page.status_code}"
     action = redirect_url.rstrip("/") + ("/complete" if complete else "/fail")
-    answer = requests.post(action, allow_redirects=False, timeout=TIMEOUT)
+    answer = http_request(requests.Session(), "POST", action, allow_redirects=False)
     assert answer.status_code == 302, f"the emulator answered {answer.status_code}, not a redirect"
     return answer.headers["Location"]
 
@@ -312,8 +332,21 @@ def main(argv: list[str] | None = None) -> int:
     except requests.RequestException as exc:
         print(f"Cannot reach {flow.base_url}/health/: {exc}", file=sys.stderr)
         return 2
+    except Throttled as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
     print(f"LinguaFlex payment flow against {flow.base_url}\n")
+    try:
+        return run_scenarios(flow)
+    except Throttled as exc:
+        if flow.results:
+            print_table(flow.results)
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def run_scenarios(flow: Flow) -> int:
     if not flow.run("1. login as the demo student, find the gig", lambda: step_login(flow)):
         print_table(flow.results)
         return 2

@@ -11,7 +11,11 @@ over to the next. `http://127.0.0.1:8000` is replaced by --base-url and `http://
 `<!-- guide-runner: emulator-only -->` is not run with --no-emulator (a server on real Stripe).
 
 The run fails, naming the block and its line in the guide, when any command of a block fails.
-The blocks run in a fresh temporary directory. Standard library only; needs bash, curl, python3.
+A 429 (the server's throttle rates too low for the guide; `make run` has generous ones) stops the
+run at once with one line naming THROTTLE_RATES: `curl` is a shell function that records each
+answer's status line, and on a 429 it ends the run before the block's JSON helpers read an empty
+answer. The blocks run in a fresh temporary directory. Standard library only; needs bash, curl,
+python3.
 """
 
 from __future__ import annotations
@@ -33,6 +37,24 @@ DOC_STRIPE = "http://127.0.0.1:12111"
 FENCE = re.compile(r"^```bash[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 SKIP = re.compile(r"<!--\s*guide-runner:\s*skip\b\s*(.*?)\s*-->\s*$", re.DOTALL)
 EMULATOR_ONLY = re.compile(r"<!--\s*guide-runner:\s*emulator-only\s*-->\s*$")
+GENEROUS_RATES = "login_email=1000/min,login_ip=1000/min,register=1000/min,payment=1000/min"
+
+# Every curl of the guide dumps its response headers; a 429 is written to the status file and the
+# whole run (its own process group) is stopped, so no JSON helper reads the empty answer.
+CURL_WRAPPER = r'''
+curl() {
+  local __hdr __rc=0
+  __hdr=$(mktemp "${TMPDIR:-/tmp}/guide-curl-headers.XXXXXX")
+  command curl -D "$__hdr" "$@" || __rc=$?
+  if grep -qE '^HTTP/[0-9.]+ 429' "$__hdr"; then
+    rm -f "$__hdr"
+    echo "throttled $__guide_block $*" >> "$__guide_status"
+    kill -TERM 0
+  fi
+  rm -f "$__hdr"
+  return $__rc
+}
+'''
 
 
 @dataclass
@@ -70,17 +92,33 @@ def build_script(blocks: list[Block], base_url: str, stripe_url: str, status_fil
         f"__guide_status={shlex.quote(status_file)}",
         # Whatever stops the shell, the status file names the block that was running.
         'trap \'rc=$?; echo "exit $rc" >> "$__guide_status"\' EXIT',
+        CURL_WRAPPER.strip("\n"),
     ]
     for block in blocks:
         if block.skip:
             continue
         code = block.code.replace(DOC_BASE, base_url).replace(DOC_STRIPE, stripe_url)
-        parts.append(f'echo "start {block.number}" >> "$__guide_status"')
+        parts.append(f'echo "start {block.number}" >> "$__guide_status"; __guide_block={block.number}')
         parts.append(f'printf "\\n\\033[1m--- block {block.number} (guide line {block.line}): '
                      f'{_printf_safe(block.heading)}\\033[0m\\n"')
         parts.append(code.rstrip("\n"))
         parts.append(f'echo "end {block.number}" >> "$__guide_status"')
     return "\n".join(parts) + "\n"
+
+
+def throttle_line(block: Block, request: str) -> str:
+    return (f"block {block.number} (guide line {block.line}): HTTP 429 Too Many Requests{request}: the server's "
+            f"throttle rates are too low for the guide; restart it with THROTTLE_RATES={GENEROUS_RATES} "
+            "(make run has such rates)")
+
+
+def _request_summary(curl_args: str) -> str:
+    """`` on POST http://...`` from a curl command line, without headers or bodies (tokens, cards)."""
+    url = next((word for word in curl_args.split() if word.startswith(("http://", "https://"))), "")
+    method = re.search(r"-X\s+([A-Z]+)", curl_args)
+    if not url:
+        return ""
+    return f" on {method.group(1) if method else 'GET'} {url.split('?', 1)[0]}"
 
 
 def _printf_safe(text: str) -> str:
@@ -115,13 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         Path(workdir, "guide.sh").write_text(script)
         started = time.monotonic()
         try:
-            proc = subprocess.run(["bash", os.path.join(workdir, "guide.sh")], cwd=workdir, timeout=args.timeout)
+            # Its own process group: a 429 stops the whole run (kill 0), not this runner.
+            proc = subprocess.run(["bash", os.path.join(workdir, "guide.sh")], cwd=workdir, timeout=args.timeout,
+                                  start_new_session=True)
             code = proc.returncode
         except subprocess.TimeoutExpired:
             code = 124
         elapsed = time.monotonic() - started
         events = Path(status_file).read_text().split("\n") if os.path.exists(status_file) else []
 
+    throttled = next((e.split(" ", 2) for e in events if e.startswith("throttled ")), None)
     finished = {int(e.split()[1]) for e in events if e.startswith("end ")}
     started_blocks = [int(e.split()[1]) for e in events if e.startswith("start ")]
     print()
@@ -132,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         elif block.number in finished:
             outcome = "PASS"
         elif started_blocks and block.number == started_blocks[-1]:
-            outcome = "FAIL" if code != 124 else "FAIL  (timed out)"
+            outcome = "FAIL  (timed out)" if code == 124 else ("FAIL  (HTTP 429)" if throttled else "FAIL")
             failed += 1
         else:
             outcome = "not run"
@@ -144,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         failed = 1
     print(f"\nguide curl blocks: {passed} passed, {ran - passed} failed or not run, {skipped} skipped "
           f"({elapsed:.1f}s, bash exit {code})")
+    if throttled:
+        number = int(throttled[1])
+        block = next(b for b in blocks if b.number == number)
+        request = throttled[2] if len(throttled) > 2 else ""
+        print(throttle_line(block, _request_summary(request)), file=sys.stderr)
+        return 1
     return 0 if code == 0 and passed == ran else 1
 
 

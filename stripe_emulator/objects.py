@@ -1,8 +1,8 @@
 """Stripe-shaped objects.
 
 Each builder returns a dict with exactly the top-level keys of Stripe's example object of that
-type (``resources.<type>`` in stripe/openapi's fixtures3.json; the emulator's tests compare the
-key sets). Values start as Stripe sets them on a new object; the operations in ``api/`` change
+type (``resources.<type>`` in stripe/openapi's fixtures3.json, copied to ``stripe_emulator/data/``;
+the emulator's tests compare the key sets). Values start as Stripe sets them on a new object; the operations in ``api/`` change
 them as the object moves through its states. Searchable types come as ``search.Tracked`` dicts, so
 the lagging search index sees their changes.
 """
