@@ -11,11 +11,13 @@ password validators), and ``schema_extra`` may be a callable, evaluated when the
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Callable
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
-from rest_framework.fields import empty
+from rest_framework.fields import SkipField, empty
 
 ASCII_INTEGER = re.compile(r"-?[0-9]+")
 
@@ -84,3 +86,46 @@ class _SchemaExtraFieldExtension(OpenApiSerializerFieldExtension):
         if callable(extra):
             extra = extra()
         return {**schema, **(extra or {})}
+
+
+class AllErrorsSerializer(serializers.Serializer):
+    """A serializer that reports its field errors and its cross-field errors in one answer.
+
+    DRF runs ``validate()`` only when every field parsed, so a client that sent several mistakes
+    learnt them one layer at a time (``exp_month: 13`` hid a failing Luhn check and a past year).
+    Subclasses put their cross-field checks in ``cross_field_errors(attrs)``, which sees only the
+    fields that parsed; it runs after a field error too, and its errors join the field errors.
+    """
+
+    def cross_field_errors(self, attrs: dict[str, Any]) -> dict[str, list[str]]:
+        return {}
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(data, Mapping) or not isinstance(exc.detail, dict):
+                raise
+            errors = dict(exc.detail)
+            for name, messages in self.cross_field_errors(self._parsed_fields(data, skip=errors)).items():
+                errors.setdefault(name, messages)
+            raise serializers.ValidationError(errors) from None
+
+    def validate(self, attrs):
+        errors = self.cross_field_errors(attrs)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    def _parsed_fields(self, data: Mapping, *, skip: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields of ``data`` that parse on their own, by source name, leaving out those in ``skip``."""
+        parsed: dict[str, Any] = {}
+        for field in self._writable_fields:
+            if field.field_name in skip:
+                continue
+            try:
+                value = field.run_validation(field.get_value(data))
+            except (serializers.ValidationError, DjangoValidationError, SkipField):
+                continue
+            parsed[field.source] = value
+        return parsed

@@ -63,23 +63,32 @@ def normalize_number(raw: str) -> str:
     return "".join(ch for ch in raw if ch not in " -")
 
 
-def card_errors(*, number: str, exp_month: int, exp_year: int, cvc: str) -> dict[str, list[str]]:
-    """Field errors for a raw card; empty when it may be sent to Stripe."""
+def card_errors(*, number: str | None, exp_month: int | None, exp_year: int | None,
+                cvc: str | None) -> dict[str, list[str]]:
+    """Field errors for a raw card; empty when it may be sent to Stripe. A field given as None failed
+    to parse (its own error is reported elsewhere): the checks that need it are left out, the
+    others still run, so that every problem is reported at once."""
     errors: dict[str, list[str]] = {}
-    # ASCII digits only: str.isdigit() also accepts "²" or "٣", which broke Luhn and brand detection.
-    if not ASCII_DIGITS.fullmatch(number) or not 13 <= len(number) <= 19:
-        errors["card_number"] = ["Enter a card number of 13 to 19 digits."]
-    elif not luhn_valid(number):
-        errors["card_number"] = ["The card number is not valid."]
-    if not 1 <= exp_month <= 12:
+    if number is not None:
+        # ASCII digits only: str.isdigit() also accepts "²" or "٣", which broke Luhn and brand detection.
+        if not ASCII_DIGITS.fullmatch(number) or not 13 <= len(number) <= 19:
+            errors["card_number"] = ["Enter a card number of 13 to 19 digits."]
+        elif not luhn_valid(number):
+            errors["card_number"] = ["The card number is not valid."]
+    month_ok = exp_month is not None and 1 <= exp_month <= 12
+    if exp_month is not None and not month_ok:
         errors["exp_month"] = ["The expiry month must be 1 to 12."]
-    else:
+    if exp_year is not None:
         today = timezone.now().date()
-        if exp_year < today.year or (exp_year == today.year and exp_month < today.month):
+        if exp_year < today.year or (month_ok and exp_year == today.year and exp_month < today.month):
             errors["exp_year"] = ["The card has expired."]
         elif exp_year > today.year + MAX_EXPIRY_YEARS_AHEAD:
             errors["exp_year"] = ["The expiry year is too far in the future."]
-    expected = 4 if "card_number" not in errors and card_brand(number) == "amex" else 3
-    if not ASCII_DIGITS.fullmatch(cvc) or len(cvc) != expected:
-        errors["cvc"] = [f"The CVC must be {expected} digits."]
+    if cvc is not None:
+        # The brand comes from the number's first digits (a failed Luhn check still names it); without
+        # a number of digits it is unknown, and 3 or 4 digits may both be right.
+        known = number is not None and ASCII_DIGITS.fullmatch(number) is not None
+        lengths = ((4,) if card_brand(number) == "amex" else (3,)) if known else (3, 4)
+        if not ASCII_DIGITS.fullmatch(cvc) or len(cvc) not in lengths:
+            errors["cvc"] = [f"The CVC must be {' or '.join(map(str, lengths))} digits."]
     return errors

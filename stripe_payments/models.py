@@ -25,6 +25,11 @@ class PaymentStatus(models.TextChoices):
 # Statuses in which money was captured (and so can be refunded).
 CAPTURED_STATUSES = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED)
 UNSETTLED_STATUSES = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
+# Statuses in which the card was charged (captured, perhaps refunded or disputed since): the only
+# payments whose money moved. A payment in any other status keeps its intended split (what the
+# charge would have been, fee + share = amount), but reports, earnings and the ledger leave it out.
+CHARGED_STATUSES = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED,
+                    PaymentStatus.DISPUTED)
 
 # Every move a payment may make; ``services.lifecycle`` is the only writer of Payment.status and
 # refuses any other (409 invalid_state).
@@ -95,6 +100,12 @@ class PaymentMethodOwner(models.Model):
         return f"{self.stripe_payment_method_id} ({self.user_id})"
 
 
+class PaymentQuerySet(models.QuerySet):
+    def charged(self) -> PaymentQuerySet:
+        """Payments whose money moved: what every money figure (earnings, ledger, revenue) sums."""
+        return self.filter(status__in=CHARGED_STATUSES)
+
+
 class Payment(models.Model):
     """One attempt to pay for one gig. Committed (``processing``) before Stripe is called."""
 
@@ -109,6 +120,8 @@ class Payment(models.Model):
     refunded_cents = models.BigIntegerField(default=0)
     refunded_admin_fee_cents = models.BigIntegerField(default=0)
     refunded_teacher_cents = models.BigIntegerField(default=0)
+
+    objects = PaymentQuerySet.as_manager()
 
     stripe_payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     # The customer the PaymentIntent is created for, frozen with the row: a retry under the same
@@ -165,6 +178,11 @@ class Payment(models.Model):
     @property
     def refundable_cents(self) -> int:
         return self.amount_cents - self.refunded_cents
+
+    @property
+    def charged(self) -> bool:
+        """The card was charged: the split moved money (see CHARGED_STATUSES)."""
+        return self.status in CHARGED_STATUSES
 
     @property
     def has_succeeded(self) -> bool:

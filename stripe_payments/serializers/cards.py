@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
-from linguaflex.fields import AsciiIntegerField, DocumentedCharField
+from linguaflex.fields import AllErrorsSerializer, AsciiIntegerField, DocumentedCharField
 
 from ..cards import (
     CARD_NUMBER_PATTERN,
@@ -28,7 +28,7 @@ def _expiry_year_schema() -> dict:
     }
 
 
-class CardDetailsSerializer(serializers.Serializer):
+class CardDetailsSerializer(AllErrorsSerializer):
     # The formats are checked in validate() (card_errors), so that every card field's error is
     # reported at once; the schema states them. No trimming: the patterns say where a space may be
     # (anywhere in a card number, as a separator; nowhere in a CVC).
@@ -47,13 +47,15 @@ class CardDetailsSerializer(serializers.Serializer):
     )
     cardholder_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
+    def cross_field_errors(self, attrs):
+        number = attrs.get("card_number")
+        return card_errors(number=None if number is None else normalize_number(number), exp_month=attrs.get("exp_month"),
+                           exp_year=attrs.get("exp_year"), cvc=attrs.get("cvc"))
+
     def validate(self, attrs):
-        number = normalize_number(attrs["card_number"])
-        errors = card_errors(number=number, exp_month=attrs["exp_month"], exp_year=attrs["exp_year"], cvc=attrs["cvc"])
-        if errors:
-            raise serializers.ValidationError(errors)
-        return CardInput(number=number, exp_month=attrs["exp_month"], exp_year=attrs["exp_year"], cvc=attrs["cvc"],
-                         cardholder_name=attrs.get("cardholder_name", ""))
+        attrs = super().validate(attrs)
+        return CardInput(number=normalize_number(attrs["card_number"]), exp_month=attrs["exp_month"],
+                         exp_year=attrs["exp_year"], cvc=attrs["cvc"], cardholder_name=attrs.get("cardholder_name", ""))
 
 
 class AddPaymentMethodInputSerializer(CardDetailsSerializer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
-from linguaflex.fields import IdField, QuerySerializer
+from linguaflex.fields import AllErrorsSerializer, IdField, QuerySerializer
 from linguaflex.money import CentsAsDollarsField
 
 from ..models import Payment, PaymentStatus
@@ -23,7 +23,7 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().enforce_timezone(value)
 
 
-class ProcessPaymentInputSerializer(serializers.Serializer):
+class ProcessPaymentInputSerializer(AllErrorsSerializer):
     gig_id = IdField()
     card_details = CardDetailsSerializer(required=False)
     saved_payment_method_id = serializers.CharField(required=False, max_length=255)
@@ -38,12 +38,12 @@ class ProcessPaymentInputSerializer(serializers.Serializer):
             raise serializers.ValidationError("The lesson must be scheduled in the future.")
         return value
 
-    def validate(self, attrs):
+    def cross_field_errors(self, attrs):
         sources = [name for name in ("card_details", "saved_payment_method_id", "payment_method_id") if attrs.get(name)]
         if len(sources) != 1:
             message = "Send exactly one of card_details, saved_payment_method_id or payment_method_id."
-            raise serializers.ValidationError({name: [message] for name in (sources or ["card_details"])})
-        return attrs
+            return {name: [message] for name in (sources or ["card_details"])}
+        return {}
 
 
 class ProcessPaymentOutputSerializer(serializers.Serializer):
@@ -71,11 +71,14 @@ class PaymentSerializer(serializers.ModelSerializer):
     gig_title = serializers.CharField(source="gig.title")
     student_id = serializers.IntegerField()
     teacher_id = serializers.IntegerField()
+    charged = serializers.BooleanField(help_text="The card was charged, so the split moved money (succeeded, "
+                                                 "partially_refunded, refunded, disputed). Otherwise admin_fee_cents "
+                                                 "and teacher_amount_cents are the intended split only.")
 
     class Meta:
         model = Payment
         fields = [
-            "id", "amount", "amount_cents", "currency", "status", "admin_fee_cents", "teacher_amount_cents",
+            "id", "amount", "amount_cents", "currency", "status", "charged", "admin_fee_cents", "teacher_amount_cents",
             "refunded_cents", "refunded_admin_fee_cents", "refunded_teacher_cents", "card_brand", "card_last4",
             "payment_intent_id", "booking_id", "gig_id", "gig_title", "student_id", "teacher_id",
             "failure_code", "failure_message", "created_at",

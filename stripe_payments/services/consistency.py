@@ -36,7 +36,7 @@ from linguaflex.errors import DomainError
 
 from .. import gateway
 from ..gateway import ChargeResult, IntentResult, RefundResult
-from ..models import Payment, PaymentStatus, RefundRequest, RefundRequestStatus
+from ..models import CHARGED_STATUSES, Payment, PaymentStatus, RefundRequest, RefundRequestStatus
 from . import lifecycle, payments, refunds
 
 logger = logging.getLogger(__name__)
@@ -47,9 +47,6 @@ SETTLE_GRACE = timedelta(minutes=15)
 LIST_MARGIN = timedelta(hours=1)
 CHUNK = 500  # payments loaded from the database at a time
 
-# A payment whose PaymentIntent succeeded is in one of these (captured, or later).
-CHARGED_STATUSES = (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED,
-                    PaymentStatus.DISPUTED)
 # Statuses ``payment_settle_from_intent`` moves to succeeded.
 SETTLEABLE_STATUSES = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.FAILED)
 # A booking still open although its payment was refunded in full.

@@ -164,3 +164,67 @@ def test_non_ascii_digits_in_a_card_number_are_a_400_before_any_stripe_call(
 @pytest.mark.emulator
 def test_amex_with_a_four_digit_cvc_is_accepted(stripe_emulator, add_card):
     assert add_card(AMEX, cvc="1234").status_code == 200
+
+
+# --- every problem in one answer ------------------------------------------------------------------------------
+def test_card_errors_skips_only_the_checks_of_a_field_that_did_not_parse(june_2030):
+    errors = card_errors(number=BAD_LUHN, exp_month=None, exp_year=2020, cvc="1")
+
+    assert set(errors) == {"card_number", "exp_year", "cvc"}
+    assert card_errors(number=None, exp_month=None, exp_year=None, cvc=None) == {}
+
+
+@pytest.mark.parametrize("number,cvc,ok", [
+    (None, "123", True), (None, "1234", True), (None, "12", False),  # no number: either length may be right
+    (BAD_LUHN, "1234", False),  # a failed Luhn check still names the brand (visa: 3 digits)
+    ("37828224631000x", "123", True), ("37828224631000x", "12345", False),
+])
+def test_the_cvc_length_follows_the_brand_only_when_the_number_names_one(june_2030, number, cvc, ok):
+    assert ("cvc" not in card_errors(number=number, exp_month=1, exp_year=2031, cvc=cvc)) is ok
+
+
+# The example: a failing Luhn check, month 13, a past year and a 1-digit CVC, all in one answer.
+EVERY_FIELD_WRONG = {"card_number": BAD_LUHN, "exp_month": 13, "exp_year": 2020, "cvc": "1"}
+
+
+@pytest.mark.emulator
+def test_add_payment_method_reports_every_card_fields_problem_at_once(stripe_emulator, student_client):
+    response = student_client.post(ADD_URL, EVERY_FIELD_WRONG, format="json")
+
+    assert response.status_code == 400
+    fields = error_of(response)["fields"]
+    assert set(fields) == {"card_number", "exp_month", "exp_year", "cvc"}
+    assert fields["card_number"] == ["The card number is not valid."]
+    assert fields["exp_year"] == ["The card has expired."]
+    assert stripe_calls(stripe_emulator) == []
+
+
+@pytest.mark.emulator
+def test_process_payment_reports_card_and_other_fields_problems_at_once(stripe_emulator, student_client):
+    response = student_client.post(PAY_URL, {"gig_id": "abc", "card_details": EVERY_FIELD_WRONG,
+                                             "scheduled_at": "2020-01-01T10:00:00"}, format="json")
+
+    assert response.status_code == 400
+    fields = error_of(response)["fields"]
+    assert set(fields) == {"gig_id", "card_details", "scheduled_at"}
+    assert set(fields["card_details"]) == {"card_number", "exp_month", "exp_year", "cvc"}
+    assert stripe_calls(stripe_emulator) == []
+    assert not Payment.objects.exists()
+
+
+@pytest.mark.emulator
+def test_a_missing_payment_source_is_reported_with_a_bad_gig_id(stripe_emulator, student_client):
+    response = student_client.post(PAY_URL, {"gig_id": 0}, format="json")
+
+    fields = error_of(response)["fields"]
+    assert set(fields) == {"gig_id", "card_details"}
+    assert "exactly one of" in fields["card_details"][0]
+
+
+@pytest.mark.emulator
+def test_a_missing_card_field_is_reported_beside_the_others(stripe_emulator, student_client):
+    response = student_client.post(ADD_URL, {"card_number": BAD_LUHN, "exp_year": 2020, "cvc": "1"}, format="json")
+
+    fields = error_of(response)["fields"]
+    assert set(fields) == {"card_number", "exp_month", "exp_year", "cvc"}
+    assert fields["exp_month"] == ["This field is required."]

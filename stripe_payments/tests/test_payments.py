@@ -481,3 +481,30 @@ def test_a_retry_after_reconcile_closed_an_unsent_payment_charges_once_instead_o
         intents = [o for o in stripe_emulator.state.objects.values() if o.get("object") == "payment_intent"]
     assert [i["status"] for i in intents] == ["succeeded"]
     assert client.post(PAY_URL, body, format="json", headers=headers).json() == retry.json()
+
+
+# --- the split of a payment that was never charged -------------------------------------------------------------
+@pytest.mark.parametrize("number", [DECLINED, THREE_DS])
+def test_an_uncharged_payment_shows_its_intended_split_and_charged_false(stripe_emulator, pay, student_client, number):
+    pay(number)
+
+    payment = student_client.get(PAYMENTS_URL).json()["results"][0]
+    assert payment["status"] in ("failed", "requires_action") and payment["charged"] is False
+    assert (payment["admin_fee_cents"], payment["teacher_amount_cents"]) == (500, 4500)  # the intended split
+
+
+def test_a_charged_payment_says_so(stripe_emulator, pay, student_client):
+    pay(VISA)
+
+    assert student_client.get(PAYMENTS_URL).json()["results"][0]["charged"] is True
+
+
+@pytest.mark.parametrize("status", [s.value for s in PaymentStatus])
+def test_only_charged_statuses_count_as_money_moved(make_paid_booking, student, gig, status):
+    payment = make_paid_booking(student=student, gig=gig).payment
+    Payment.objects.filter(pk=payment.pk).update(status=status)
+    payment.refresh_from_db()
+
+    moved = status in ("succeeded", "partially_refunded", "refunded", "disputed")
+    assert payment.charged is moved
+    assert list(Payment.objects.charged()) == ([payment] if moved else [])
