@@ -87,7 +87,9 @@ class RequestSizeLimitMiddleware:
 
 class JsonNotFoundMiddleware:
     """Unknown URLs answer the envelope even with DEBUG on (Django's technical 404 page is HTML
-    and bypasses handler404); the admin keeps its HTML pages."""
+    and bypasses handler404); the admin keeps its HTML pages, and so does a view that answers a
+    404 page of its own on purpose (``response.json_404_exempt = True``: the 3-D Secure return
+    page's "this link is not valid")."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -95,6 +97,7 @@ class JsonNotFoundMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         if (response.status_code == 404 and not request.path.startswith("/admin/")
+                and not getattr(response, "json_404_exempt", False)
                 and not response.get("Content-Type", "").startswith("application/json")):
             return JsonResponse(envelope("not_found", "Not found."), status=404)
         return response

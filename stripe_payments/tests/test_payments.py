@@ -108,7 +108,7 @@ def test_3ds_payment_books_once_through_the_return_page(stripe_emulator, pay, ap
     page = api_client.get(return_path)  # the browser carries no JWT
 
     assert page.status_code == 200
-    assert "data-status='succeeded'" in page.content.decode()
+    assert 'data-status="succeeded"' in page.content.decode()
     payment = Payment.objects.get(pk=error["payment_id"])
     assert payment.status == PaymentStatus.SUCCEEDED
     booking = Booking.objects.get(payment=payment)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.utils.html import escape
+from django.template.loader import render_to_string
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework.permissions import AllowAny
@@ -112,8 +113,42 @@ class ConfirmPaymentView(APIView):
         return Response(ProcessPaymentOutputSerializer(outcome).data)
 
 
+# The 3-D Secure return page: how each status reads (data-outcome on the page's #outcome).
+_PENDING_STATUSES = frozenset({"processing", "requires_action", "requires_confirmation"})
+_CHARGED_STATUSES = frozenset({"partially_refunded", "refunded", "disputed"})  # paid earlier; not a failure
+# The page may be styled only by its own inline <style>; it loads nothing, runs nothing, posts nothing.
+_RETURN_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; " \
+                   "frame-ancestors 'none'"
+
+
+def _return_outcome(data: dict) -> str:
+    """success | failure | pending | info, from a PaymentReturn's or CardReturn's serialized data."""
+    if data["success"]:
+        return "success"
+    if data["status"] in _PENDING_STATUSES:
+        return "pending"
+    if data["kind"] == "payment" and data["status"] in _CHARGED_STATUSES:
+        return "info"
+    return "failure"
+
+
+def _return_page_errors(*statuses: int) -> dict:
+    """The envelope for JSON, the page (bad_link, or unavailable for 5xx) for a browser."""
+    responses: dict = {}
+    for status, envelope in error_responses(*statuses).items():
+        page = "the page's unavailable outcome" if status >= 500 else "the page's bad_link outcome"
+        responses[(status, "application/json")] = OpenApiResponse(
+            envelope.response, description=f"{envelope.description}; a browser gets {page}")
+        responses[(status, "text/html")] = OpenApiResponse(OpenApiTypes.STR)
+    return responses
+
+
 class PaymentReturnView(APIView):
-    """Where Stripe sends the browser after 3-D Secure: settle from Stripe's state, show the outcome."""
+    """Where Stripe sends the browser after 3-D Secure: settle from Stripe's state, show the outcome.
+
+    JSON (Accept or ?format=json) gets the outcome, or the error envelope; anything else gets the
+    page (stripe_payments/payment_return.html), errors included, with the error's status: a bad or
+    unknown link (4xx) and Stripe out of reach (5xx) each say what to do next."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -129,28 +164,48 @@ class PaymentReturnView(APIView):
                 PolymorphicProxySerializer(component_name="PaymentReturnOutcome", resource_type_field_name="kind",
                                            serializers={"payment": PaymentReturnOutputSerializer,
                                                         "card": CardReturnOutputSerializer}),
-                description="The outcome, when JSON is asked for (Accept or ?format=json)"),
-            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="A small page saying the outcome"),
-            **error_responses(400, 404, 502, 503, 504),
+                description="The outcome, when JSON is asked for (Accept or ?format=json); otherwise a small "
+                            "self-contained page saying the outcome and what to do next"),
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR),
+            **_return_page_errors(400, 404, 502, 503, 504),
         },
     )
     def get(self, request):
+        try:
+            data = self._outcome(request)
+        except DomainError as exc:
+            if request.accepted_renderer.format == "json":
+                raise  # the contract's envelope, from the exception handler
+            outcome = "unavailable" if exc.status_code >= 500 else "bad_link"
+            return self._page(request, {"outcome": outcome, "status": outcome}, status=exc.status_code,
+                              headers=exc.headers)
+        if request.accepted_renderer.format == "json":
+            return Response(data)
+        return self._page(request, {"outcome": _return_outcome(data), "status": data["status"], "kind": data["kind"],
+                                    "message": data["message"], "saved": data.get("saved", False)})
+
+    @staticmethod
+    def _outcome(request) -> dict:
         pi_id = request.query_params.get("payment_intent", "").strip()
         si_id = request.query_params.get("setup_intent", "").strip()
         for value in (pi_id, si_id):
             if value and not STRIPE_ID.fullmatch(value):
                 raise NotFound("Unknown payment or card set-up.")
         if pi_id:
-            data = PaymentReturnOutputSerializer(payments.payment_return(payment_intent_id=pi_id)).data
-        elif si_id:
+            return PaymentReturnOutputSerializer(payments.payment_return(payment_intent_id=pi_id)).data
+        if si_id:
             secret = request.query_params.get("setup_intent_client_secret", "")
-            data = CardReturnOutputSerializer(cards.card_return(setup_intent_id=si_id, client_secret=secret)).data
-        else:
-            raise DomainError("Give payment_intent or setup_intent.", fields={"payment_intent": ["This field is required."]})
-        if request.accepted_renderer.format == "json":
-            return Response(data)
-        title = "Done" if data["success"] else "Not completed"
-        html = (f"<!doctype html><html><head><meta charset='utf-8'><title>LinguaFlex: {escape(title)}</title></head>"
-                f"<body><h1>{escape(title)}</h1><p id='outcome' data-status='{escape(data['status'])}'>"
-                f"{escape(data['message'])}</p><p>You can close this window and return to the app.</p></body></html>")
-        return Response(html)
+            return CardReturnOutputSerializer(cards.card_return(setup_intent_id=si_id, client_secret=secret)).data
+        raise DomainError("Give payment_intent or setup_intent.", fields={"payment_intent": ["This field is required."]})
+
+    @staticmethod
+    def _page(request, context: dict, *, status: int = 200, headers: dict | None = None) -> Response:
+        html = render_to_string("stripe_payments/payment_return.html", context, request=request)
+        response = Response(html, status=status, headers=headers)
+        response["Content-Security-Policy"] = _RETURN_PAGE_CSP
+        # The URL may carry the SetupIntent's client secret, and the state moves on: keep neither.
+        response["Referrer-Policy"] = "no-referrer"
+        add_never_cache_headers(response)
+        # Our own 404 page, not Django's: JsonNotFoundMiddleware is to let it through (it does not read this yet).
+        response.json_404_exempt = True
+        return response
