@@ -15,7 +15,7 @@ from typing import Callable, Optional
 from . import api, objects
 from .errors import StripeError, invalid
 from .faults import FaultTable
-from .idempotency import CONFLICT, IN_USE, NEW, REPLAY, IdempotencyStore
+from .idempotency import CONFLICT, IN_USE, NEW, REPLAY, applies, key_error
 from .params import check_unknown, get_list, parse_body, parse_query
 from .store import Context, State
 from .webhooks import Dispatcher
@@ -48,7 +48,7 @@ class Emulator:
                  search_lag_ms: float = 0) -> None:
         self.state = State(clock=clock)
         self.set_search_lag(search_lag_ms)
-        self.idempotency = IdempotencyStore(clock=lambda: self.state.clock())
+        self.idempotency = self.state.idempotency  # saved with the state (--state-file)
         self.faults = FaultTable()
         self.webhooks = Dispatcher(webhook_url, webhook_secret, backoff=webhook_backoff,
                                    max_attempts=webhook_max_attempts)
@@ -173,7 +173,12 @@ class Emulator:
                                                    "message": "Invalid request body."}}),
                              out_headers)
         entry = None
-        if idem_key and method in ("POST", "DELETE"):
+        if not applies(method):  # GET and DELETE ignore the key, as Stripe's do
+            idem_key = None
+        if idem_key:
+            refused = key_error(idem_key)
+            if refused is not None:
+                return ApiResult(refused.status, _error(refused), out_headers)
             out_headers["Idempotency-Key"] = idem_key
             canonical = b"&".join(sorted(body.split(b"&"))) if body else b""
             fp = self.idempotency.fingerprint(method, path, canonical)
@@ -213,8 +218,8 @@ class Emulator:
         except StripeError as err:
             status, payload, save = err.status, _error(err), err.cacheable
         except Exception as exc:  # a bug: answer like Stripe's api_error, keep serving
-            status, payload = 500, _json({"error": {
-                "type": "api_error", "message": f"Emulator error: {type(exc).__name__}"}})
+            status, payload, save = 500, _json({"error": {  # saved, as Stripe saves its 500s
+                "type": "api_error", "message": f"Emulator error: {type(exc).__name__}"}}), True
         if entry is not None:
             self.idempotency.finish(api_key, idem_key, entry, status, payload, request_id, save)
         return ApiResult(status, payload, out_headers, ctx.events)

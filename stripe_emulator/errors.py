@@ -6,6 +6,13 @@ from typing import Any, Optional
 
 DOC_URL = "https://stripe.com/docs/error-codes/"
 
+# Codes that say the request's parameters failed validation, besides every ``parameter_*`` one.
+VALIDATION_CODES = frozenset({"payment_method_types_no_longer_supported"})
+
+
+def is_validation_code(code: Optional[str]) -> bool:
+    return bool(code) and (code.startswith("parameter") or code in VALIDATION_CODES)
+
 
 class StripeError(Exception):
     """An error answered as Stripe does: ``{"error": {...}}`` with its HTTP status.
@@ -34,9 +41,14 @@ class StripeError(Exception):
         self.param = param
         self.decline_code = decline_code
         self.extra = extra or {}
-        # Stripe saves an idempotent result once the endpoint started executing; request
-        # validation failures are not saved. Card errors are results of execution.
-        self.cacheable = status == 402 if cacheable is None else cacheable
+        # Stripe saves the result of an idempotent request once the endpoint started executing,
+        # errors included (https://docs.stripe.com/api/idempotent_requests); a request whose
+        # parameters fail validation is not saved, so a corrected retry under the same key runs.
+        # Validation: an unknown, missing or malformed parameter (``parameter_*`` codes, and the
+        # parameter checks of params.py, which pass cacheable=False). Everything else raised
+        # while the endpoint runs is a result: a card error (402), an unknown id (404, or 400
+        # resource_missing), a state error (``*_unexpected_state``), a refund over the amount.
+        self.cacheable = not is_validation_code(code) if cacheable is None else cacheable
 
     def body(self) -> dict:
         err: dict[str, Any] = {"type": self.type, "message": self.message}
@@ -52,8 +64,15 @@ class StripeError(Exception):
 
 
 def invalid(message: str, *, param: Optional[str] = None, code: Optional[str] = None,
-            status: int = 400) -> StripeError:
-    return StripeError(status, "invalid_request_error", message, code=code, param=param)
+            status: int = 400, cacheable: Optional[bool] = None) -> StripeError:
+    return StripeError(status, "invalid_request_error", message, code=code, param=param,
+                       cacheable=cacheable)
+
+
+def invalid_param(message: str, *, param: Optional[str] = None,
+                  code: Optional[str] = None) -> StripeError:
+    """A parameter failed validation (400): never saved under an idempotency key."""
+    return invalid(message, param=param, code=code, cacheable=False)
 
 
 def missing(kind: str, id_: str, *, param: Optional[str] = None) -> StripeError:

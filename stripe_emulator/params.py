@@ -1,19 +1,27 @@
 """Request parameters: Stripe's form encoding, the allowed parameters of each call, coercion.
 
-The allowed top-level parameters of a call are read from the installed ``stripe`` SDK's typed
-parameter classes (``stripe/params/_<resource>_<action>_params.py``), minus the SDK's request
-options (api_key, idempotency_key, ...). If the SDK is missing or laid out differently, a short
-hand-written list of the parameters the emulator implements is used instead.
+The allowed parameters of a call are read from the installed ``stripe`` SDK's typed parameter
+classes (``stripe/params/_<resource>_<action>_params.py``), minus the SDK's request options
+(api_key, idempotency_key, ...), at every depth: a hash parameter (``payment_method_data``,
+``payment_method_options[card]``, ``transfer_data``, ``created``, an item of a list of hashes)
+may hold only the keys of the TypedDict that types it, as Stripe answers 400 parameter_unknown
+with the full bracketed name (``payment_method_data[billing_details][colour]``). Free-form hashes
+(``metadata``, typed ``Dict[str, str]``) are checked against Stripe's metadata limits instead. If
+the SDK is missing or laid out differently, a short hand-written list of the top-level parameters
+the emulator implements is used, and nested keys are not checked (but metadata still is).
+
+Errors raised here are parameter validation: never saved under an idempotency key.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from typing import Any, Iterable, Optional
+import sys
+from typing import Any, Iterable, Optional, get_args
 from urllib.parse import parse_qsl
 
-from .errors import invalid, unknown_param
+from .errors import invalid_param, unknown_param
 
 _KEY_PART = re.compile(r"\[([^\]]*)\]")
 
@@ -95,6 +103,8 @@ _SDK_NAMES = {
 }
 
 _allowed_cache: dict[str, frozenset] = {}
+_MISSING = object()
+_class_cache: dict[str, Any] = {}
 
 
 def _camel(snake: str) -> str:
@@ -105,24 +115,36 @@ def _singular(resource: str) -> str:
     return {"balance_transactions": "balance_transaction"}.get(resource, resource[:-1])
 
 
+def _sdk_class(operation: str) -> Optional[type]:
+    """The SDK's TypedDict of a call's parameters, or None."""
+    cls = _class_cache.get(operation, _MISSING)
+    if cls is _MISSING:
+        resource, action = operation.split(".")
+        mod_suffix, cls_name = _SDK_NAMES.get(operation, (None, None))
+        if mod_suffix is None:
+            single = _singular(resource)
+            mod_suffix = f"{single}_{action}"
+            cls_name = f"{_camel(single)}{_camel(action)}Params"
+        try:
+            module = importlib.import_module(f"stripe.params._{mod_suffix}_params")
+            cls = getattr(module, cls_name)
+            if not getattr(cls, "__annotations__", None):
+                cls = None
+        except Exception:  # SDK missing or laid out differently: use the hand list.
+            cls = None
+        _class_cache[operation] = cls
+    return cls
+
+
 def _from_sdk(operation: str) -> Optional[set]:
-    resource, action = operation.split(".")
-    mod_suffix, cls_name = _SDK_NAMES.get(operation, (None, None))
-    if mod_suffix is None:
-        single = _singular(resource)
-        mod_suffix = f"{single}_{action}"
-        cls_name = f"{_camel(single)}{_camel(action)}Params"
+    cls = _sdk_class(operation)
+    if cls is None:
+        return None
     try:
         from stripe._request_options import RequestOptions
-
-        module = importlib.import_module(f"stripe.params._{mod_suffix}_params")
-        cls = getattr(module, cls_name)
-        keys = set(getattr(cls, "__annotations__", {}))
-    except Exception:  # SDK missing or laid out differently: use the hand list.
+    except Exception:
         return None
-    if not keys:
-        return None
-    return keys - set(RequestOptions.__annotations__)
+    return set(cls.__annotations__) - set(RequestOptions.__annotations__)
 
 
 def allowed_params(operation: str) -> frozenset:
@@ -137,11 +159,195 @@ def allowed_params(operation: str) -> frozenset:
     return cached
 
 
+# --- Nested parameters: the SDK's TypedDicts, walked lazily ---------------------------------------
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _is_typeddict(obj: Any) -> bool:
+    try:
+        from typing_extensions import is_typeddict
+    except ImportError:  # pragma: no cover - the SDK depends on typing_extensions
+        from typing import is_typeddict
+    return isinstance(obj, type) and is_typeddict(obj)
+
+
+def _typeddicts(annotation: Any, namespace: dict) -> list:
+    """The TypedDict classes an annotation names (through NotRequired, Union, List, Literal and
+    the SDK's string forward references such as ``"Literal['']|XParamsCard"``)."""
+    if isinstance(annotation, str):
+        found = []
+        for name in _IDENT.findall(annotation):
+            obj = namespace.get(name)
+            if _is_typeddict(obj) and obj not in found:
+                found.append(obj)
+        return found
+    forward = getattr(annotation, "__forward_arg__", None)
+    if isinstance(forward, str):
+        return _typeddicts(forward, namespace)
+    if _is_typeddict(annotation):
+        return [annotation]
+    found = []
+    for arg in get_args(annotation):
+        for obj in _typeddicts(arg, namespace):
+            if obj not in found:
+                found.append(obj)
+    return found
+
+
+def _raw_card_shape() -> "Optional[_Shape]":
+    """``payment_method_data[card]``: raw card data, which Stripe accepts from accounts allowed to
+    send it and the SDK types only on PaymentMethod create (``PaymentMethodCreateParamsCard``)."""
+    try:
+        module = importlib.import_module("stripe.params._payment_method_create_params")
+        return _shape((module.PaymentMethodCreateParamsCard,))
+    except Exception:
+        return _HandShape({key: None for key in RAW_CARD_FIELDS})
+
+
+# TypedDict name suffix -> {key: shape factory}: keys the emulator implements that the SDK omits.
+_NESTED_EXTRA = {
+    "PaymentMethodData": {"card": _raw_card_shape},
+}
+
+
+class _Shape:
+    """The keys a hash parameter may hold: the fields of the TypedDicts that type it, each with
+    the shape of its own value (None: a scalar, a list of scalars, or a free-form hash)."""
+
+    __slots__ = ("classes", "_fields")
+
+    def __init__(self, classes: tuple) -> None:
+        self.classes = classes
+        self._fields: Optional[dict] = None
+
+    def fields(self) -> dict:
+        fields = self._fields
+        if fields is None:  # a race only computes the same dict twice
+            refs: dict[str, list] = {}
+            for cls in self.classes:
+                namespace = vars(sys.modules[cls.__module__])
+                for name, annotation in getattr(cls, "__annotations__", {}).items():
+                    found = _typeddicts(annotation, namespace)
+                    if name not in refs:
+                        refs[name] = found
+                    elif refs[name] and found:
+                        refs[name] = refs[name] + [c for c in found if c not in refs[name]]
+                    else:
+                        refs[name] = []  # a scalar in one member of a union: not checked
+            fields = {name: _shape(tuple(found)) if found else None
+                      for name, found in refs.items()}
+            for cls in self.classes:
+                for suffix, extra in _NESTED_EXTRA.items():
+                    if cls.__name__.endswith(suffix):
+                        for name, factory in extra.items():
+                            if name not in fields:
+                                fields[name] = factory()
+            self._fields = fields
+        return fields
+
+
+class _HandShape(_Shape):
+    """A shape written by hand (when the SDK cannot say)."""
+
+    __slots__ = ()
+
+    def __init__(self, fields: dict) -> None:
+        super().__init__(())
+        self._fields = fields
+
+
+_shape_cache: dict[tuple, _Shape] = {}
+
+
+def _shape(classes: tuple) -> _Shape:
+    shape = _shape_cache.get(classes)
+    if shape is None:
+        shape = _shape_cache.setdefault(classes, _Shape(classes))
+    return shape
+
+
+def _check_value(value: Any, shape: Optional[_Shape], param: str) -> None:
+    if shape is None:
+        return
+    if isinstance(value, list):  # a list of hashes: a[0][b]
+        for i, item in enumerate(value):
+            _check_value(item, shape, f"{param}[{i}]")
+        return
+    if not isinstance(value, dict):
+        return
+    fields = shape.fields()
+    for key, sub in value.items():
+        name = f"{param}[{key}]"
+        if key not in fields:
+            raise unknown_param(name)
+        child = fields[key]
+        if child is None:
+            if key == "metadata":
+                check_metadata(sub, name)
+        else:
+            _check_value(sub, child, name)
+
+
 def check_unknown(operation: str, params: dict) -> None:
+    """Refuse unknown parameters at any depth and metadata over Stripe's limits (400)."""
     allowed = allowed_params(operation)
-    for key in params:
+    cls = _sdk_class(operation)
+    fields = _shape((cls,)).fields() if cls is not None else {}
+    for key, value in params.items():
         if key not in allowed:
             raise unknown_param(key)
+        shape = fields.get(key)
+        if shape is None:
+            if key == "metadata":
+                check_metadata(value, key)
+        else:
+            _check_value(value, shape, key)
+
+
+# --- Metadata --------------------------------------------------------------------------------------
+# https://docs.stripe.com/metadata: 50 keys, keys up to 40 characters without square brackets,
+# values up to 500 characters. The messages are the ones Stripe answers.
+
+METADATA_MAX_KEYS = 50
+METADATA_MAX_KEY_LENGTH = 40
+METADATA_MAX_VALUE_LENGTH = 500
+
+
+def _too_many_keys(count: int, param: str):
+    return invalid_param(f"Metadata can have up to {METADATA_MAX_KEYS} keys, but you've set "
+                         f"{count}.", param=param)
+
+
+def check_metadata(value: Any, param: str = "metadata") -> None:
+    """A metadata hash as sent: ``""`` (unset all), or string keys to string values (``""``
+    unsets one key)."""
+    if value is None or value == "":
+        return
+    if not isinstance(value, dict):
+        raise invalid_param(f"Invalid object: {param} must be an object.", param=param)
+    count = 0
+    for key, item in value.items():
+        name = f"{param}[{key}]"
+        if len(key) > METADATA_MAX_KEY_LENGTH:
+            raise invalid_param(
+                f"Metadata keys can have up to {METADATA_MAX_KEY_LENGTH} characters, but you "
+                f"passed in a key that is {len(key)} characters. Invalid key: {key}", param=name)
+        if "[" in key or "]" in key:
+            raise invalid_param(f"Metadata keys can't contain square brackets ([ or ]). "
+                                f"Invalid key: {key}", param=name)
+        if not isinstance(item, str):
+            raise invalid_param(f"Invalid string: {name} must be a string (metadata values "
+                                f"are strings, not hashes or lists).", param=name)
+        if len(item) > METADATA_MAX_VALUE_LENGTH:
+            raise invalid_param(
+                f"Metadata values can have up to {METADATA_MAX_VALUE_LENGTH} characters, but you "
+                f"passed in a value that is {len(item)} characters. Invalid value: {item}",
+                param=name)
+        if item != "":
+            count += 1
+    if count > METADATA_MAX_KEYS:
+        raise _too_many_keys(count, param)
 
 
 # --- Form decoding -----------------------------------------------------------------------------
@@ -196,7 +402,7 @@ def get_str(params: dict, name: str, default: Optional[str] = None) -> Optional[
     if value is None or value == "":
         return default
     if not isinstance(value, str):
-        raise invalid(f"Invalid string: {name} must be a string.", param=name,
+        raise invalid_param(f"Invalid string: {name} must be a string.", param=name,
                       code="parameter_invalid_string")
     return value
 
@@ -208,7 +414,7 @@ def get_int(params: dict, name: str, default: Optional[int] = None) -> Optional[
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise invalid(f"Invalid integer: {value}", param=name,
+        raise invalid_param(f"Invalid integer: {value}", param=name,
                       code="parameter_invalid_integer") from None
 
 
@@ -220,7 +426,7 @@ def get_bool(params: dict, name: str, default: bool = False) -> bool:
         return True
     if value in ("false", False):
         return False
-    raise invalid(f"Invalid boolean: {value}", param=name)
+    raise invalid_param(f"Invalid boolean: {value}", param=name)
 
 
 def get_dict(params: dict, name: str) -> dict:
@@ -228,7 +434,7 @@ def get_dict(params: dict, name: str) -> dict:
     if value is None or value == "":
         return {}
     if not isinstance(value, dict):
-        raise invalid(f"Invalid object: {name} must be an object.", param=name)
+        raise invalid_param(f"Invalid object: {name} must be an object.", param=name)
     return value
 
 
@@ -239,7 +445,7 @@ def get_list(params: dict, name: str) -> list:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list):
-        raise invalid(f"Invalid array: {name} must be an array.", param=name)
+        raise invalid_param(f"Invalid array: {name} must be an array.", param=name)
     return value
 
 
@@ -248,27 +454,27 @@ def get_enum(params: dict, name: str, choices: Iterable[str],
     value = get_str(params, name, default)
     if value is not None and value not in choices:
         options = ", ".join(choices)
-        raise invalid(f"Invalid {name}: must be one of {options}", param=name)
+        raise invalid_param(f"Invalid {name}: must be one of {options}", param=name)
     return value
 
 
 def merge_metadata(current: dict, params: dict) -> dict:
-    """metadata[key]=value sets, metadata[key]= (empty) unsets; metadata= clears all."""
+    """metadata[key]=value sets, metadata[key]= (empty) unsets; metadata= clears all. At most
+    50 keys once merged (an update adding keys to an object's counts them all)."""
     if "metadata" not in params:
         return current
     value = params["metadata"]
+    check_metadata(value)
     if value == "":
         return {}
-    if not isinstance(value, dict):
-        raise invalid("Invalid object", param="metadata")
     merged = dict(current)
     for k, v in value.items():
         if v == "" or v is None:
             merged.pop(k, None)
-        elif not isinstance(v, str):
-            raise invalid("Invalid metadata value", param=f"metadata[{k}]")
         else:
             merged[k] = v
+    if len(merged) > METADATA_MAX_KEYS:
+        raise _too_many_keys(len(merged), "metadata")
     return merged
 
 
@@ -277,7 +483,7 @@ RAW_CARD_FIELDS = {"number", "exp_month", "exp_year", "cvc", "networks", "token"
 
 def check_card_fields(card: Any, prefix: str) -> dict:
     if not isinstance(card, dict):
-        raise invalid(f"Invalid object: {prefix} must be an object.", param=prefix)
+        raise invalid_param(f"Invalid object: {prefix} must be an object.", param=prefix)
     for key in card:
         if key not in RAW_CARD_FIELDS:
             raise unknown_param(f"{prefix}[{key}]")
@@ -285,7 +491,8 @@ def check_card_fields(card: Any, prefix: str) -> dict:
 
 
 __all__ = [
-    "allowed_params", "check_unknown", "decode_form", "parse_body", "parse_query",
-    "get_str", "get_int", "get_bool", "get_dict", "get_list", "get_enum", "merge_metadata",
-    "check_card_fields",
+    "allowed_params", "check_unknown", "check_metadata", "decode_form", "parse_body",
+    "parse_query", "get_str", "get_int", "get_bool", "get_dict", "get_list", "get_enum",
+    "merge_metadata", "check_card_fields", "METADATA_MAX_KEYS", "METADATA_MAX_KEY_LENGTH",
+    "METADATA_MAX_VALUE_LENGTH",
 ]

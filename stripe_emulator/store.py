@@ -8,6 +8,10 @@ exception: a scan, as it is for reconciliation, not the hot path.
 
 Card numbers and CVCs never reach this module: a payment method keeps brand, last4, expiry,
 fingerprint and, in ``pm_meta``, the name of its test-card behaviour.
+
+The saved idempotent results (``idempotency.IdempotencyStore``, fingerprints and answers, never
+request bodies) belong to the state: ``reset`` forgets them, ``dump``/``load`` and the state file
+keep those less than 24 hours old, so a retry after a restart is still replayed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Callable, Iterable, Optional
 
 from . import objects
 from .errors import invalid
+from .idempotency import IdempotencyStore
 from .search import SEARCHABLE, SearchIndex, Tracked
 
 STATE_FORMAT = 1
@@ -136,6 +141,8 @@ class State:
         self.webhooks_enabled = False
         self.request_log: deque = deque(maxlen=200_000)
         self.search = SearchIndex(lambda: self.clock())
+        # Saved idempotent results: part of the state, so the state file keeps them too.
+        self.idempotency = IdempotencyStore(clock=lambda: self.clock())
         self.reset()
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -154,6 +161,7 @@ class State:
             self.events_by_type: dict[str, IdList] = {}
             self.request_log.clear()
             self.search.clear()
+            self.idempotency.clear()
 
     def now(self) -> int:
         return int(self.clock())
@@ -242,6 +250,7 @@ class State:
                 "pm_meta": self.pm_meta,
                 "account_links": self.account_links,
                 "deleted_customers": sorted(self.deleted_customers),
+                "idempotency": self.idempotency.dump(),
             }
 
     def load(self, data: dict) -> None:
@@ -256,6 +265,7 @@ class State:
             self.pm_meta.update(data.get("pm_meta", {}))
             self.account_links.update(data.get("account_links", {}))
             self.deleted_customers.update(data.get("deleted_customers", []))
+            self.idempotency.load(data.get("idempotency", []))
         _freeze()
 
     def save_file(self, path: str) -> None:
