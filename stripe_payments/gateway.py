@@ -21,9 +21,10 @@ from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
 from linguaflex import deadline as request_deadline
-from linguaflex.errors import DomainError
+from linguaflex.errors import DomainError, envelope
 
 from .cards import CardInput
+from .decline_messages import customer_message
 from .stripe_test_cards import TEST_PAYMENT_METHODS
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class PaymentMethodInfo:
 
 @dataclass(frozen=True)
 class CardFailure:
+    """Why a card was refused: Stripe's codes and its own ``message`` (ids masked), which is for
+    admins and logs; the person paying is told ``decline_messages.customer_message(code, decline_code)``."""
+
     code: str
     decline_code: str | None
     message: str
@@ -132,6 +136,10 @@ class GatewayError(DomainError):
 
 
 class CardError(GatewayError):
+    """Stripe refused the card. ``message`` is Stripe's own text (ids masked), for logs and admins;
+    the envelope says ``customer_message`` instead, written for the person paying
+    (decline_messages.py), with Stripe's ``code`` and ``decline_code``."""
+
     status_code = 402
     code = "card_declined"
 
@@ -148,6 +156,13 @@ class CardError(GatewayError):
     @property
     def failure(self) -> CardFailure:
         return CardFailure(code=self.code, decline_code=self.decline_code, message=self.message)
+
+    @property
+    def customer_message(self) -> str:
+        return customer_message(self.code, self.decline_code)
+
+    def payload(self) -> dict[str, Any]:
+        return envelope(self.code, self.customer_message, fields=self.fields, **self.extra)
 
 
 class ProviderInvalidRequest(GatewayError):
@@ -281,7 +296,7 @@ def _card_failure_from(error_obj: Any) -> CardFailure | None:
     return CardFailure(
         code=error.get("code") or "card_declined",
         decline_code=error.get("decline_code"),
-        message=error.get("message") or "The card was declined.",
+        message=scrub_ids(error.get("message") or "") or "The card was declined.",
     )
 
 

@@ -135,7 +135,9 @@ class Payment(models.Model):
     payment_method_saved = models.BooleanField(default=False)
     failure_code = models.CharField(max_length=64, blank=True)
     decline_code = models.CharField(max_length=64, blank=True)
-    failure_message = models.CharField(max_length=500, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)  # for the student (decline_messages.py)
+    # Stripe's own text about the failure (ids masked): for admins, never in an API response.
+    provider_failure_message = models.CharField(max_length=500, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)  # carried to the booking
     # The client's Idempotency-Key of the request that made it: a retry of that request (after a
     # 5xx, or a worker that died) finds and resumes this payment, under the same Stripe key.

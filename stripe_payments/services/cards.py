@@ -21,7 +21,8 @@ from linguaflex.errors import NotFound
 
 from .. import gateway, keys, selectors
 from ..cards import CardInput
-from ..gateway import CardError, SetupResult
+from ..decline_messages import customer_message
+from ..gateway import CardError, CardFailure, SetupResult
 from ..models import PaymentMethodOwner, SavedPaymentMethod, StripeCustomer
 from .common import AuthenticationRequired, ensure_student, return_url
 
@@ -140,12 +141,22 @@ def payment_method_add(*, user, card: CardInput, save_for_future: bool, idempote
     ensure_student(user)
     key_part = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32] if idempotency_key else uuid.uuid4().hex
     customer_id = customer_get_or_create(user=user) if save_for_future else None
-    result = gateway.setup_intent_create(
-        customer_id=customer_id, card=card, return_url=return_url(),
-        idempotency_key=keys.user_scoped_key(user, "setup", key_part),
-        metadata={"user_id": str(user.pk), "save": "true" if save_for_future else "false"},
-    )
+    try:
+        result = gateway.setup_intent_create(
+            customer_id=customer_id, card=card, return_url=return_url(),
+            idempotency_key=keys.user_scoped_key(user, "setup", key_part),
+            metadata={"user_id": str(user.pk), "save": "true" if save_for_future else "false"},
+        )
+    except CardError as exc:
+        _log_refused(exc.failure, setup_intent_id=exc.setup_intent_id)
+        raise  # its envelope says the student's message (CardError.customer_message)
     return _added_card_from_setup(user=user, result=result, save=save_for_future)
+
+
+def _log_refused(failure: CardFailure, *, setup_intent_id: str | None) -> None:
+    """Stripe's own text about a refused card goes to the log (ids masked by the gateway), not to the client."""
+    logger.info("card set-up %s refused: code=%s decline_code=%s provider_message=%r",
+                setup_intent_id, failure.code, failure.decline_code, failure.message)
 
 
 def _added_card_from_setup(*, user, result: SetupResult, save: bool) -> AddedCard:
@@ -156,10 +167,10 @@ def _added_card_from_setup(*, user, result: SetupResult, save: bool) -> AddedCar
             "setup_intent_id": result.id, "client_secret": result.client_secret, "redirect_url": result.redirect_url,
         })
     if result.status != "succeeded" or result.payment_method is None or result.payment_method.card is None:
-        failure = result.last_error
-        raise CardError(failure.message if failure else "The card could not be set up.",
-                        code=failure.code if failure else "card_declined",
-                        decline_code=failure.decline_code if failure else None, setup_intent_id=result.id)
+        failure = result.last_error or CardFailure(code="card_declined", decline_code=None,
+                                                   message=f"The card could not be set up (SetupIntent {result.status}).")
+        _log_refused(failure, setup_intent_id=result.id)
+        raise CardError(failure.message, code=failure.code, decline_code=failure.decline_code, setup_intent_id=result.id)
     pm = result.payment_method
     card = pm.card
     if not save:
@@ -196,6 +207,7 @@ class CardReturn:
     status: str
     saved: bool
     payment_method_id: str | None
+    failure_message: str = ""  # for the person paying (decline_messages.py), when Stripe said why
     kind: ClassVar[str] = "card"
 
     @property
@@ -205,7 +217,7 @@ class CardReturn:
     @property
     def message(self) -> str:
         if not self.success:
-            return "The card could not be authenticated."
+            return self.failure_message or "The card could not be authenticated."
         return "Your card is saved." if self.saved else "Your card is verified."
 
 
@@ -226,7 +238,11 @@ def card_return(*, setup_intent_id: str, client_secret: str) -> CardReturn:
     pm_id = None
     if reveal:
         pm_id = saved.stripe_payment_method_id if saved else (result.payment_method.id if result.payment_method else None)
-    return CardReturn(status=result.status, saved=saved is not None, payment_method_id=pm_id)
+    failure = result.last_error if not ok else None
+    if failure is not None:
+        _log_refused(failure, setup_intent_id=result.id)
+    return CardReturn(status=result.status, saved=saved is not None, payment_method_id=pm_id,
+                      failure_message=customer_message(failure.code, failure.decline_code) if failure else "")
 
 
 def payment_method_set_default(*, user, payment_method_id: str) -> SavedPaymentMethod:

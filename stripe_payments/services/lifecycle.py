@@ -24,6 +24,7 @@ from bookings.services import booking_create_for_payment, booking_transition
 from linguaflex.errors import InvalidState
 
 from .. import notifications
+from ..decline_messages import customer_message
 from ..gateway import CardFailure, IntentResult
 from ..models import PAYMENT_TRANSITIONS, Payment, PaymentStatus, RefundKind, RefundRequest
 from ..money import split_refunded
@@ -61,10 +62,20 @@ def _lock(payment_id: int) -> Payment:
 
 
 def _record_failure(payment: Payment, failure: CardFailure) -> list[str]:
+    """The failure on the locked payment: Stripe's codes, the message for the student, and Stripe's
+    own text (ids already masked by the gateway) for admins and the log, never for a response."""
     payment.failure_code = failure.code[:64]
     payment.decline_code = (failure.decline_code or "")[:64]
-    payment.failure_message = failure.message[:500]
-    return ["failure_code", "decline_code", "failure_message"]
+    payment.failure_message = customer_message(failure.code, failure.decline_code)[:500]
+    payment.provider_failure_message = failure.message[:500]
+    logger.info("payment %s failed: code=%s decline_code=%s provider_message=%r",
+                payment.pk, payment.failure_code, payment.decline_code, payment.provider_failure_message)
+    return ["failure_code", "decline_code", "failure_message", "provider_failure_message"]
+
+
+def _clear_failure(payment: Payment) -> list[str]:
+    payment.failure_code = payment.decline_code = payment.failure_message = payment.provider_failure_message = ""
+    return ["failure_code", "decline_code", "failure_message", "provider_failure_message"]
 
 
 def payment_fail(*, payment_id: int, failure: CardFailure, payment_intent_id: str | None = None) -> Payment:
@@ -93,8 +104,7 @@ def payment_reopen_never_sent(*, payment: Payment) -> Payment:
         payment = _lock(payment.pk)
         if payment.status == PaymentStatus.FAILED and payment.failure_code == NEVER_SENT:
             _move(payment, PaymentStatus.PROCESSING)
-            payment.failure_code = payment.decline_code = payment.failure_message = ""
-            payment.save(update_fields=["status", "failure_code", "decline_code", "failure_message", "updated_at"])
+            payment.save(update_fields=["status", "updated_at", *_clear_failure(payment)])
     return payment
 
 
@@ -149,9 +159,9 @@ def payment_settle_from_intent(*, payment_id: int, intent: IntentResult) -> Paym
         if new_status == PaymentStatus.FAILED:
             fields.update(_record_failure(payment, intent.last_error))
         elif new_status == PaymentStatus.SUCCEEDED:
-            payment.failure_code = payment.decline_code = payment.failure_message = ""
+            fields.update(_clear_failure(payment))
             payment.stripe_charge_id = intent.latest_charge_id or ""
-            fields.update({"failure_code", "decline_code", "failure_message", "stripe_charge_id"})
+            fields.add("stripe_charge_id")
         _move(payment, new_status)
         payment.save(update_fields=sorted(fields))
         if new_status == PaymentStatus.SUCCEEDED:

@@ -186,7 +186,9 @@ def _outcome(payment: Payment, *, intent: IntentResult | None = None) -> Payment
             "client_secret": intent.client_secret, "redirect_url": intent.redirect_url,
         })
     if payment.status == PaymentStatus.FAILED:
-        raise CardError(payment.failure_message or "The card was declined.", code=payment.failure_code or "card_declined",
+        # CardError's envelope says the student's message for these codes, never Stripe's text.
+        raise CardError(payment.provider_failure_message or payment.failure_message or "The card was declined.",
+                        code=payment.failure_code or "card_declined",
                         decline_code=payment.decline_code or None, payment_intent_id=payment.stripe_payment_intent_id,
                         extra={"payment_id": payment.pk, "payment_intent_id": payment.stripe_payment_intent_id})
     if payment.status == PaymentStatus.CANCELED:
@@ -247,6 +249,8 @@ class PaymentReturn:
 
     @property
     def message(self) -> str:
+        if self.payment.status == PaymentStatus.FAILED and self.payment.failure_message:
+            return self.payment.failure_message  # written for the student (decline_messages.py)
         return _RETURN_MESSAGES.get(self.payment.status, f"The payment is {self.payment.status}.")
 
     @property

@@ -17,6 +17,7 @@ from bookings.models import Booking, BookingStatus
 from bookings.services import booking_create_for_payment
 from linguaflex.errors import InvalidState
 from stripe_payments import gateway, models
+from stripe_payments.decline_messages import GENERIC_DECLINE
 from stripe_payments.gateway import CardDetails, CardFailure, IntentResult, PaymentMethodInfo
 from stripe_payments.models import (
     CAPTURED_STATUSES,
@@ -193,7 +194,8 @@ def test_the_public_services_make_every_move_of_the_table_and_no_other(student, 
 # --- settling from an intent ---------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_settling_a_succeeded_intent_charges_the_payment_and_books_it_once(student, gig):
-    payment = _payment(student, gig, failure_code="card_declined", failure_message="An earlier try.")
+    payment = _payment(student, gig, failure_code="card_declined", failure_message="An earlier try.",
+                       provider_failure_message="Your card was declined.")
     intent = _intent(payment, "succeeded")
 
     settled = lifecycle.payment_settle_from_intent(payment_id=payment.pk, intent=intent)
@@ -202,7 +204,8 @@ def test_settling_a_succeeded_intent_charges_the_payment_and_books_it_once(stude
     payment.refresh_from_db()
     assert settled.status == payment.status == S.SUCCEEDED
     assert (payment.stripe_payment_intent_id, payment.stripe_charge_id) == (intent.id, intent.latest_charge_id)
-    assert (payment.failure_code, payment.decline_code, payment.failure_message) == ("", "", "")
+    assert (payment.failure_code, payment.decline_code, payment.failure_message,
+            payment.provider_failure_message) == ("", "", "", "")
     assert Booking.objects.filter(payment=payment).count() == 1
 
 
@@ -231,7 +234,9 @@ def test_settling_a_declined_intent_fails_the_payment_with_stripes_reason_cut_to
 
     payment.refresh_from_db()
     assert payment.status == S.FAILED
-    assert (payment.failure_code, payment.decline_code, payment.failure_message) == ("c" * 64, "d" * 64, "m" * 500)
+    assert (payment.failure_code, payment.decline_code, payment.provider_failure_message) == ("c" * 64, "d" * 64,
+                                                                                              "m" * 500)
+    assert payment.failure_message == GENERIC_DECLINE  # unknown codes: the student's generic decline
     assert not Booking.objects.exists()
 
 
@@ -307,7 +312,9 @@ def test_failing_an_unsettled_payment_records_the_failure_and_its_intent(student
 
     payment.refresh_from_db()
     assert payment.status == S.FAILED
-    assert (payment.failure_code, payment.decline_code, payment.failure_message) == ("card_declined", "lost_card", "Lost.")
+    assert (payment.failure_code, payment.decline_code, payment.provider_failure_message) == ("card_declined",
+                                                                                              "lost_card", "Lost.")
+    assert payment.failure_message == GENERIC_DECLINE  # a lost card is told as a generic decline
     assert payment.stripe_payment_intent_id == "pi_failed_at_create"
 
 
@@ -324,13 +331,15 @@ def test_failing_a_payment_that_settled_meanwhile_leaves_it_as_it_is(student, gi
 
 @pytest.mark.django_db
 def test_a_payment_closed_as_never_sent_is_reopened_processing_without_its_failure(student, gig):
-    payment = _payment(student, gig, S.FAILED, failure_code=lifecycle.NEVER_SENT, failure_message="Never reached.")
+    payment = _payment(student, gig, S.FAILED, failure_code=lifecycle.NEVER_SENT, failure_message="Never reached.",
+                       provider_failure_message="The payment never reached Stripe.")
 
     reopened = lifecycle.payment_reopen_never_sent(payment=payment)
 
     payment.refresh_from_db()
     assert reopened.status == payment.status == S.PROCESSING
-    assert (payment.failure_code, payment.decline_code, payment.failure_message) == ("", "", "")
+    assert (payment.failure_code, payment.decline_code, payment.failure_message,
+            payment.provider_failure_message) == ("", "", "", "")
 
 
 @pytest.mark.django_db
