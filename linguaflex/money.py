@@ -94,3 +94,15 @@ class CentsAsDollarsField(serializers.FloatField):
 
     def to_representation(self, value):
         return cents_to_dollars(value)
+
+
+def format_dollars(cents: int) -> str:
+    """Integer cents as dollars for people to read: 5000 -> "$50.00", 123456 -> "$1,234.56",
+    -250 -> "-$2.50". Integer arithmetic only (no float, no rounding)."""
+    whole, part = divmod(abs(cents), 100)
+    return f"{'-' if cents < 0 else ''}${whole:,}.{part:02d}"
+
+
+def format_dollars_and_cents(cents: int) -> str:
+    """The dollars and the integer the database holds: 5000 -> "$50.00 (5000 cents)"."""
+    return f"{format_dollars(cents)} ({cents} cents)"

@@ -1,14 +1,52 @@
-"""Django admin for staff. Money fields are read-only: money moves only through the services."""
+"""Django admin for staff. Money fields are read-only: money moves only through the services.
+
+Amounts are shown in dollars ("$1,234.56"; "$50.00 (5000 cents)" on a detail page) and sort by
+their cents. The changelists put the status second, after the id, so that it is on screen at any
+width; Stripe ids are on the detail pages and searchable, not columns.
+"""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from linguaflex.errors import DomainError
+from linguaflex.money import format_dollars, format_dollars_and_cents
 
-from .models import Payment, RefundRequest, SavedPaymentMethod, StripeCustomer, WebhookEvent, WebhookEventStatus
+from .models import (
+    Payment,
+    RefundRequest,
+    RefundRequestStatus,
+    SavedPaymentMethod,
+    StripeCustomer,
+    WebhookEvent,
+    WebhookEventStatus,
+)
 from .services import refunds
 from .services.webhooks import webhook_events_replay
+
+REJECT_NOTE_MAX_LENGTH = 500
+
+
+def dollars(field: str, description: str, *, detail: bool = False):
+    """A ModelAdmin method showing the cents attribute ``field`` in dollars: a changelist column
+    ("$50.00") that sorts by the cents, or with ``detail`` a read-only field ("$50.00 (5000 cents)")."""
+    show_cents = format_dollars_and_cents if detail else format_dollars
+
+    @admin.display(description=description, ordering=None if detail else field)
+    def method(self, obj) -> str:
+        return show_cents(getattr(obj, field))
+
+    return method
+
+
+def _flatten(fieldsets) -> list[str]:
+    return [name for _, options in fieldsets for name in options["fields"]]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -31,13 +69,56 @@ def _report(modeladmin, request, done: int, errors: list[str], verb: str) -> Non
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ["id", "student", "teacher", "gig", "amount_cents", "admin_fee_cents", "teacher_amount_cents",
-                    "refunded_cents", "status", "card_brand", "card_last4", "created_at"]
+    list_display = ["id", "status", "amount", "refunded", "student", "teacher", "gig_title", "card", "created_at"]
     list_filter = ["status", "card_brand", "created_at"]
     search_fields = ["student__email", "teacher__email", "stripe_payment_intent_id", "stripe_charge_id", "gig__title"]
     list_select_related = ["student", "teacher", "gig"]
     date_hierarchy = "created_at"
     actions = ["refund_in_full"]
+    fieldsets = [
+        (None, {"fields": ["status", "student", "teacher", "gig", "scheduled_at", "created_at", "updated_at"]}),
+        ("Money", {"fields": ["amount_detail", "admin_fee_detail", "teacher_amount_detail", "refunded_detail",
+                              "refunded_admin_fee_detail", "refunded_teacher_detail", "refundable_detail",
+                              "currency"]}),
+        ("Card", {"fields": ["card_brand", "card_last4", "stripe_payment_method_id", "save_card",
+                             "payment_method_saved"]}),
+        ("Stripe", {"fields": ["stripe_payment_intent_id", "stripe_charge_id", "stripe_customer_id",
+                               "idempotency_key"]}),
+        ("Failure", {"fields": ["failure_code", "decline_code", "failure_message", "provider_failure_message"],
+                     "description": "failure_message is what the student read; provider_failure_message is "
+                                    "Stripe's own text, for staff only."}),
+    ]
+    readonly_fields = _flatten(fieldsets)
+    # Shown in dollars by the *_detail fields above.
+    CENTS_FIELDS = ("amount_cents", "admin_fee_cents", "teacher_amount_cents", "refunded_cents",
+                    "refunded_admin_fee_cents", "refunded_teacher_cents")
+
+    amount = dollars("amount_cents", "Amount")
+    refunded = dollars("refunded_cents", "Refunded")
+    amount_detail = dollars("amount_cents", "Amount", detail=True)
+    admin_fee_detail = dollars("admin_fee_cents", "Platform fee", detail=True)
+    teacher_amount_detail = dollars("teacher_amount_cents", "Teacher's share", detail=True)
+    refunded_detail = dollars("refunded_cents", "Refunded", detail=True)
+    refunded_admin_fee_detail = dollars("refunded_admin_fee_cents", "Refunded of the fee", detail=True)
+    refunded_teacher_detail = dollars("refunded_teacher_cents", "Refunded of the teacher's share", detail=True)
+    refundable_detail = dollars("refundable_cents", "Left to refund", detail=True)
+
+    @admin.display(description="Gig", ordering="gig__title")
+    def gig_title(self, payment: Payment) -> str:
+        return Truncator(payment.gig.title).chars(40)
+
+    @admin.display(description="Card", ordering="card_last4")
+    def card(self, payment: Payment) -> str | None:
+        return f"{payment.card_brand} •••• {payment.card_last4}".strip() if payment.card_last4 else None
+
+    def get_fieldsets(self, request, obj=None):
+        # A field added to the model later is shown too, under "Other", until it is given a place.
+        listed = set(_flatten(self.fieldsets)) | set(self.CENTS_FIELDS)
+        other = [f.name for f in Payment._meta.concrete_fields if not f.primary_key and f.name not in listed]
+        return [*self.fieldsets, ("Other", {"fields": other})] if other else list(self.fieldsets)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*_flatten(self.get_fieldsets(request, obj)), *self.CENTS_FIELDS]
 
     @admin.action(description="Refund what is left of the selected payments (admin refund)")
     def refund_in_full(self, request, queryset):
@@ -57,18 +138,56 @@ class PaymentAdmin(ReadOnlyAdmin):
         return obj is None and request.user.is_staff  # the changelist (and its actions); no edit form
 
 
+class RejectForm(forms.Form):
+    note = forms.CharField(
+        label="Note", max_length=REJECT_NOTE_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 5, "cols": 80}),
+        help_text=f"Why the refund is rejected: e-mailed to the student and the teacher, and kept as the "
+                  f"decision note. At most {REJECT_NOTE_MAX_LENGTH} characters.")
+
+
+def _why_not_rejectable(refund: RefundRequest) -> str:
+    """For the confirmation page only: what the reject service will refuse (it decides, under lock)."""
+    if refund.status != RefundRequestStatus.PENDING:
+        return f"it is already {refund.get_status_display().lower()}"
+    if refund.stripe_refund_id:
+        return "it was approved, and Stripe is processing the refund"
+    if refund.kind in refunds.BOOKING_REFUND_KINDS:
+        return "it is owed for a closed booking, so it can be approved, not rejected"
+    return ""
+
+
 @admin.register(RefundRequest)
 class RefundRequestAdmin(admin.ModelAdmin):
-    list_display = ["id", "payment", "amount_cents", "status", "kind", "requested_by", "decided_by", "decided_at",
-                    "created_at"]
+    list_display = ["id", "status", "amount", "kind", "payment_link", "requested_by", "decided_by", "created_at"]
     list_filter = ["status", "kind", "created_at"]
     search_fields = ["payment__student__email", "payment__teacher__email", "stripe_refund_id",
                      "payment__stripe_payment_intent_id"]
     list_select_related = ["payment", "requested_by", "decided_by"]
-    readonly_fields = ["payment", "amount_cents", "status", "kind", "reason", "failure_reason", "requested_by",
-                       "decided_by", "decided_at", "stripe_refund_id", "applied", "created_at", "updated_at"]
-    fields = readonly_fields[:5] + ["decision_note"] + readonly_fields[5:]
+    # payment and amount_cents stay read-only (never form fields); the page shows them as
+    # payment_summary and amount_detail.
+    readonly_fields = ["payment", "amount_cents", "payment_summary", "amount_detail", "status", "kind", "reason",
+                       "failure_reason", "requested_by", "decided_by", "decided_at", "stripe_refund_id", "applied",
+                       "created_at", "updated_at"]
+    fields = ["payment_summary", "amount_detail", "status", "kind", "reason", "decision_note", "failure_reason",
+              "requested_by", "decided_by", "decided_at", "stripe_refund_id", "applied", "created_at", "updated_at"]
     actions = ["approve", "reject"]
+    reject_confirmation_template = "admin/stripe_payments/refundrequest/reject_confirmation.html"
+
+    amount = dollars("amount_cents", "Amount")
+    amount_detail = dollars("amount_cents", "Amount", detail=True)
+
+    @admin.display(description="Payment", ordering="payment")
+    def payment_link(self, refund: RefundRequest) -> str:
+        url = reverse("admin:stripe_payments_payment_change", args=[refund.payment_id])
+        return format_html('<a href="{}">#{}</a>', url, refund.payment_id)
+
+    @admin.display(description="Payment")
+    def payment_summary(self, refund: RefundRequest) -> str:
+        payment = refund.payment
+        url = reverse("admin:stripe_payments_payment_change", args=[payment.pk])
+        return format_html('<a href="{}">#{}</a>: {}, {}; refunded so far {}', url, payment.pk,
+                           format_dollars(payment.amount_cents), payment.get_status_display(),
+                           format_dollars(payment.refunded_cents))
 
     def has_add_permission(self, request):
         return False
@@ -89,17 +208,43 @@ class RefundRequestAdmin(admin.ModelAdmin):
                 errors.append(f"refund {refund.pk}: {exc.message}")
         _report(self, request, done, errors, "refund request(s) approved")
 
-    @admin.action(description="Reject")
+    @admin.action(description="Reject with a note…")
     def reject(self, request, queryset):
-        done, errors = 0, []
-        for refund in queryset:
-            try:
-                refunds.refund_request_reject(admin=request.user, refund_request_id=refund.pk,
-                                              note=refund.decision_note or "Rejected in Django admin")
-                done += 1
-            except DomainError as exc:
-                errors.append(f"refund {refund.pk}: {exc.message}")
-        _report(self, request, done, errors, "refund request(s) rejected")
+        """First a confirmation page that asks for the note (as Django's delete_selected does);
+        its form posts back here with ``post``, and the selected requests are rejected with it."""
+        queryset = queryset.select_related("payment__student")
+        if request.POST.get("post"):
+            form = RejectForm(request.POST)
+            if form.is_valid():
+                done, errors = 0, []
+                for refund in queryset:
+                    try:
+                        refunds.refund_request_reject(admin=request.user, refund_request_id=refund.pk,
+                                                      note=form.cleaned_data["note"])
+                        done += 1
+                    except DomainError as exc:
+                        errors.append(f"refund {refund.pk}: {exc.message}")
+                _report(self, request, done, errors, "refund request(s) rejected")
+                return None  # back to the changelist
+        else:
+            # The note already written on the requests' change page, when they share one.
+            notes = {refund.decision_note for refund in queryset}
+            form = RejectForm(initial={"note": notes.pop() if len(notes) == 1 else ""})
+        rows = [(refund, format_dollars(refund.amount_cents), _why_not_rejectable(refund)) for refund in queryset]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reject refund requests",
+            "subtitle": None,
+            "opts": self.opts,
+            "rows": rows,
+            "rejectable": sum(1 for *_, why in rows if not why),
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "cancel_url": request.get_full_path(),
+            "media": self.media + form.media,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.reject_confirmation_template, context)
 
 
 @admin.register(WebhookEvent)
