@@ -2,7 +2,12 @@
 
 Each builder returns a dict with exactly the top-level keys of Stripe's example object of that
 type (``resources.<type>`` in stripe/openapi's fixtures3.json, copied to ``stripe_emulator/data/``;
-the emulator's tests compare the key sets). Values start as Stripe sets them on a new object; the operations in ``api/`` change
+the emulator's tests compare the key sets), plus the keys the pinned API version (``API_VERSION``)
+added since that example (``tests/test_shapes.py``, ``PINNED_VERSION_KEYS``). Every field, nested
+ones included, follows the pinned version's types: stripe-node 23.1.0's, which
+``tests/test_types.py`` compiles every body of a full run against (``typecheck/check.py``). A
+field the types mark optional without null (``reference?: string``) is left out, never null.
+Values start as Stripe sets them on a new object; the operations in ``api/`` change
 them as the object moves through its states. Searchable types come as ``search.Tracked`` dicts, so
 the lagging search index sees their changes.
 """
@@ -131,6 +136,27 @@ def payment_method(*, pmid: str, now: int, card: CardSummary, billing: Optional[
     }
 
 
+def _pi_transfer_data(transfer_data: dict) -> dict:
+    """A PaymentIntent's ``transfer_data``: ``amount`` only when one was given (the types say
+    ``amount?: number``, absent rather than null)."""
+    out = {"destination": transfer_data["destination"]}
+    if transfer_data.get("amount") is not None:
+        out = {"amount": transfer_data["amount"], **out}
+    return out
+
+
+def _charge_transfer_data(transfer_data: Optional[dict]) -> Optional[dict]:
+    """A charge's ``transfer_data``: ``amount`` is always there, null when none was given."""
+    if transfer_data is None:
+        return None
+    return {"amount": transfer_data.get("amount"), "destination": transfer_data["destination"]}
+
+
+# The ECI of a fully authenticated 3-D Secure payment, by card network (Mastercard's scheme
+# numbers it 02, Visa's and the others' 05); a payment without 3-D Secure has none.
+_AUTHENTICATED_ECI = {"mastercard": "02"}
+
+
 def payment_intent(*, piid: str, now: int, amount: int, currency: str, capture_method: str,
                    customer: Optional[str], description: Optional[str], metadata: dict,
                    payment_method_types: Optional[list], receipt_email: Optional[str],
@@ -138,7 +164,10 @@ def payment_intent(*, piid: str, now: int, amount: int, currency: str, capture_m
                    application_fee_amount: Optional[int], on_behalf_of: Optional[str],
                    transfer_group: Optional[str], statement_descriptor: Optional[str],
                    statement_descriptor_suffix: Optional[str]) -> dict:
+    if transfer_data is not None:
+        transfer_data = _pi_transfer_data(transfer_data)
     return Tracked({
+        "allowed_payment_method_types": list(payment_method_types) if payment_method_types else None,
         "amount": amount,
         "amount_capturable": 0,
         "amount_details": {"tip": {}},
@@ -171,6 +200,7 @@ def payment_intent(*, piid: str, now: int, amount: int, currency: str, capture_m
                      "request_three_d_secure": "automatic"}
         },
         "payment_method_types": payment_method_types or ["card"],
+        "payment_record": None,
         "processing": None,
         "receipt_email": receipt_email,
         "review": None,
@@ -191,6 +221,7 @@ def payment_intent(*, piid: str, now: int, amount: int, currency: str, capture_m
 def setup_intent(*, siid: str, now: int, customer: Optional[str], description: Optional[str],
                  metadata: dict, payment_method_types: Optional[list], usage: str) -> dict:
     return {
+        "allowed_payment_method_types": list(payment_method_types) if payment_method_types else None,
         "application": None,
         "automatic_payment_methods": (None if payment_method_types
                                       else {"allow_redirects": "always", "enabled": True}),
@@ -243,6 +274,7 @@ def charge(*, chid: str, now: int, pi: dict, pm: dict, captured: bool, paid: boo
            three_d_secure: bool) -> dict:
     card = pm["card"]
     status = "succeeded" if paid else "failed"
+    eci = _AUTHENTICATED_ECI.get(card["brand"], "05") if three_d_secure else None
     return {
         "amount": pi["amount"],
         "amount_captured": pi["amount"] if captured else 0,
@@ -279,6 +311,7 @@ def charge(*, chid: str, now: int, pi: dict, pm: dict, captured: bool, paid: boo
                 "brand": card["brand"],
                 "checks": card["checks"],
                 "country": card["country"],
+                "electronic_commerce_indicator": eci,
                 "exp_month": card["exp_month"],
                 "exp_year": card["exp_year"],
                 "extended_authorization": {"status": "disabled"},
@@ -294,7 +327,7 @@ def charge(*, chid: str, now: int, pi: dict, pm: dict, captured: bool, paid: boo
                 "overcapture": {"maximum_amount_capturable": pi["amount"],
                                 "status": "unavailable"},
                 "three_d_secure": ({"authentication_flow": "challenge",
-                                    "electronic_commerce_indicator": "05",
+                                    "electronic_commerce_indicator": eci,
                                     "exemption_indicator": None, "result": "authenticated",
                                     "result_reason": None, "transaction_id": None,
                                     "version": "2.2.0"} if three_d_secure else None),
@@ -317,7 +350,7 @@ def charge(*, chid: str, now: int, pi: dict, pm: dict, captured: bool, paid: boo
         "statement_descriptor": pi["statement_descriptor"],
         "statement_descriptor_suffix": pi["statement_descriptor_suffix"],
         "status": status,
-        "transfer_data": pi["transfer_data"],
+        "transfer_data": _charge_transfer_data(pi["transfer_data"]),
         "transfer_group": pi["transfer_group"],
         "source": None,
     }
@@ -357,7 +390,8 @@ def refund(*, reid: str, now: int, amount: int, ch: dict, reason: Optional[str],
         "charge": ch["id"],
         "created": now,
         "currency": ch["currency"],
-        "destination_details": {"card": {"reference": None, "reference_status": "pending",
+        # No ``reference`` (the ARN) while it is pending: the field is absent, never null.
+        "destination_details": {"card": {"reference_status": "pending",
                                          "reference_type": "acquirer_reference_number",
                                          "type": "refund"}, "type": "card"},
         "id": reid,
@@ -399,8 +433,10 @@ def dispute(*, dpid: str, now: int, ch: dict, reason: str) -> dict:
         "evidence": evidence,
         "evidence_details": {"due_by": now + 7 * 86400, "has_evidence": False,
                              "past_due": False, "submission_count": 0,
+                             "submission_method": "not_submitted",
                              "enhanced_eligibility": {}},
         "id": dpid,
+        "intended_submission_method": None,
         "is_charge_refundable": False,
         "livemode": False,
         "metadata": {},
@@ -447,7 +483,8 @@ def account(*, acctid: str, now: int, type_: str, country: str, email: Optional[
                              "name": None, "product_description": None,
                              "support_address": None, "support_email": None,
                              "support_phone": None, "support_url": None, "url": None,
-                             "minority_owned_business_designation": None},
+                             "minority_owned_business_designation": None,
+                             "specified_commercial_transactions_act_url": None},
         "business_type": None,
         "capabilities": capabilities,
         "charges_enabled": False,
@@ -468,7 +505,18 @@ def account(*, acctid: str, now: int, type_: str, country: str, email: Optional[
         "object": "account",
         "payouts_enabled": False,
         "requirements": requirements,
-        "settings": {"dashboard": {"display_name": None, "timezone": "Etc/UTC"},
+        "settings": {"branding": {"icon": None, "logo": None, "primary_color": None,
+                                  "secondary_color": None},
+                     "card_payments": {"decline_on": {"avs_failure": False, "cvc_failure": False},
+                                       "statement_descriptor_prefix": None,
+                                       "statement_descriptor_prefix_kana": None,
+                                       "statement_descriptor_prefix_kanji": None},
+                     "dashboard": {"display_name": None, "timezone": "Etc/UTC"},
+                     "payments": {"statement_descriptor": None,
+                                  "statement_descriptor_kana": None,
+                                  "statement_descriptor_kanji": None,
+                                  "statement_descriptor_prefix_kana": None,
+                                  "statement_descriptor_prefix_kanji": None},
                      "payouts": {"debit_negative_balances": True,
                                  "schedule": {"delay_days": 2, "interval": "daily"},
                                  "statement_descriptor": None}},
