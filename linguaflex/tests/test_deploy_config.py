@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from linguaflex.testing.fixtures import require_service
+
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
@@ -188,8 +190,7 @@ def test_nginx_body_limit_and_upstream_match_the_app(monkeypatch):
 
 def test_nginx_accepts_the_config(tmp_path):
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-    if nginx is None:
-        pytest.skip("nginx is not installed: the syntax check needs it")
+    require_service("nginx", nginx is not None, "apt-get install nginx (Debian's package; CI installs it)")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
                            "-out", str(cert), "-days", "1", "-subj", "/CN=linguaflex-test"], capture_output=True)
