@@ -419,10 +419,14 @@ def _pm_info(pm: Any) -> PaymentMethodInfo | None:
 
 
 def _redirect_url(intent: dict[str, Any]) -> str | None:
-    action = intent.get("next_action")
-    if action and action.get("type") == "redirect_to_url":
-        return action["redirect_to_url"]["url"]
-    return None
+    """The page 3-D Secure opens in a browser: ``redirect_to_url``'s ``url``. Any other next
+    action, ``use_stripe_sdk`` (Stripe's answer to a confirm without ``return_url``; its content is
+    for Stripe's client SDKs only) among them, has none: the client completes it with the intent's
+    client secret."""
+    action = intent.get("next_action") or {}
+    if action.get("type") != "redirect_to_url":
+        return None
+    return (action.get("redirect_to_url") or {}).get("url") or None
 
 
 def _intent(pi: Any) -> IntentResult:

@@ -3,8 +3,9 @@ PaymentMethod of a create or confirm call (``payment_method`` or ``payment_metho
 Stripe's rules for using it with that customer, ``allowed_payment_method_types`` (and the refusal
 of ``payment_method_types``), the start of a confirm call and its ``return_url``, and the
 transitions both kinds make the same way: to ``requires_action`` (3-D Secure, with the emulator's
-page as ``next_action``), back to ``requires_payment_method`` after a decline (a 402 card error)
-or a failed authentication, and the error for an intent in the wrong status.
+page as ``next_action``: ``redirect_to_url`` with a ``return_url``, else ``use_stripe_sdk``), back
+to ``requires_payment_method`` after a decline (a 402 card error) or a failed authentication, and
+the error for an intent in the wrong status.
 """
 
 from __future__ import annotations
@@ -83,9 +84,18 @@ def _pm_types(p: dict) -> Optional[list]:
 
 
 def _next_action(ctx: Context, intent: dict, return_url: Optional[str]) -> dict:
-    return {"type": "redirect_to_url",
-            "redirect_to_url": {"url": f"{ctx.base_url}/_emulator/3ds/{intent['id']}",
-                                "return_url": return_url}}
+    """3-D Secure's next action, as Stripe shapes it: confirmed with a ``return_url``,
+    ``redirect_to_url`` (a page to open, which sends the browser back to ``return_url``);
+    without one, ``use_stripe_sdk``, a hash only Stripe's client SDKs read (Stripe documents its
+    content as subject to change). Here it is the form of a 3-D Secure redirect: its ``stripe_js``
+    is the same emulator page, which a test opens to complete or fail the authentication."""
+    page = f"{ctx.base_url}/_emulator/3ds/{intent['id']}"
+    if return_url is not None:
+        return {"type": "redirect_to_url",
+                "redirect_to_url": {"url": page, "return_url": return_url}}
+    return {"type": "use_stripe_sdk",
+            "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": page,
+                               "source": "src_" + intent["id"].split("_", 1)[1]}}
 
 
 def _card_error_body(code: str, decline_code: Optional[str], message: str,
@@ -130,7 +140,7 @@ def _return_url(p: dict, intent: dict) -> Optional[str]:
     """A confirm call's ``return_url``, else the one of the intent's pending 3-D Secure."""
     return_url = get_str(p, "return_url")
     if return_url is None and intent["next_action"]:
-        return_url = intent["next_action"]["redirect_to_url"]["return_url"]
+        return_url = (intent["next_action"].get("redirect_to_url") or {}).get("return_url")
     return return_url
 
 

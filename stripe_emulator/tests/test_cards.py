@@ -332,8 +332,8 @@ def test_3ds_setup_fail_reports_setup_intent_authentication_failure(client, emul
     si = client.v1.setup_intents.create(params={
         "customer": customer.id, "confirm": True,
         "payment_method": "pm_card_authenticationRequiredOnSetup"})
-    assert si.next_action.redirect_to_url.return_url is None
-    page = _click(si.next_action.redirect_to_url.url, "fail")
+    assert si.next_action.type == "use_stripe_sdk"  # no return_url: Stripe's SDK shape
+    page = _click(si.next_action.use_stripe_sdk["stripe_js"], "fail")
     assert page.status_code == 200  # no return_url: a result page instead of a redirect
     si = client.v1.setup_intents.retrieve(si.id)
     assert si.status == "requires_payment_method"

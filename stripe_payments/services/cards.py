@@ -159,11 +159,16 @@ def _log_refused(failure: CardFailure, *, setup_intent_id: str | None) -> None:
                 setup_intent_id, failure.code, failure.decline_code, failure.message)
 
 
+# The 402's message when Stripe's next action is use_stripe_sdk (no redirect_url): the client
+# completes 3-D Secure with the intent's client secret in Stripe's SDK.
+SDK_AUTHENTICATION_MESSAGE = "This card requires authentication. Complete 3-D Secure with client_secret in Stripe's SDK."
+
+
 def _added_card_from_setup(*, user, result: SetupResult, save: bool) -> AddedCard:
     if result.payment_method is not None:
         payment_method_claim(user=user, payment_method_id=result.payment_method.id)
     if result.status == "requires_action":
-        raise AuthenticationRequired(extra={
+        raise AuthenticationRequired(None if result.redirect_url else SDK_AUTHENTICATION_MESSAGE, extra={
             "setup_intent_id": result.id, "client_secret": result.client_secret, "redirect_url": result.redirect_url,
         })
     if result.status != "succeeded" or result.payment_method is None or result.payment_method.card is None:

@@ -181,7 +181,9 @@ def _outcome(payment: Payment, *, intent: IntentResult | None = None) -> Payment
     if payment.status == PaymentStatus.REQUIRES_ACTION:
         if intent is None:
             intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
-        raise AuthenticationRequired(extra={
+        # No redirect_url: Stripe answered use_stripe_sdk (confirmed without a return_url, as
+        # Stripe's client SDKs do), which the client completes with the client secret.
+        raise AuthenticationRequired(None if intent.redirect_url else cards.SDK_AUTHENTICATION_MESSAGE, extra={
             "payment_id": payment.pk, "payment_intent_id": intent.id,
             "client_secret": intent.client_secret, "redirect_url": intent.redirect_url,
         })
