@@ -72,6 +72,8 @@ class Control:
             ("GET", r"/_emulator/config", self.get_config),
             ("POST", r"/_emulator/config", self.config),
             ("POST", r"/_emulator/webhooks", self.configure_webhooks),
+            ("GET", r"/_emulator/webhooks/delivery", self.get_webhook_delivery),
+            ("POST", r"/_emulator/webhooks/delivery", self.webhook_delivery),
             ("GET", r"/_emulator/deliveries", self.deliveries),
             ("POST", r"/_emulator/deliveries/([^/]+)/resend", self.resend),
             ("POST", r"/_emulator/charges/([^/]+)/dispute", self.dispute),
@@ -169,6 +171,23 @@ class Control:
         hooks = self.em.webhooks
         return _json(200, {"url": hooks.url, "max_attempts": hooks.max_attempts,
                            "backoff": hooks.backoff})
+
+    def get_webhook_delivery(self, data: dict) -> ApiResult:
+        return _json(200, self.em.webhooks.delivery_settings())
+
+    def webhook_delivery(self, data: dict) -> ApiResult:
+        """Sets delay_ms, jitter, shuffle_window_ms, duplicate_rate, concurrency, seed,
+        retry_schedule, retry_compression (those sent; see ``webhooks.py``); answers them all.
+        400 for an unknown name or a bad value (nothing changed)."""
+        names = set(self.em.webhooks.delivery_settings())
+        unknown = sorted(set(data) - names)
+        if unknown:
+            return _json(400, {"error": {"message": f"Unknown delivery option(s): {unknown}"}})
+        try:
+            settings = self.em.webhooks.set_delivery(**data)
+        except (TypeError, ValueError) as exc:
+            return _json(400, {"error": {"message": str(exc)}})
+        return _json(200, settings)
 
     def deliveries(self, data: dict) -> ApiResult:
         return _json(200, {"data": self.em.webhooks.deliveries()})

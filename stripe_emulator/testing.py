@@ -6,7 +6,8 @@
     handle.reset()   # between tests
     handle.stop()    # end of session
 
-Everything here is also reachable over HTTP under /_emulator/ (see docs/STRIPE_EMULATOR.md).
+Everything here is also reachable over HTTP under /_emulator/ (see docs/STRIPE_EMULATOR.md);
+webhook delivery options under POST /_emulator/webhooks/delivery.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from typing import Callable, Optional
 from .emulator import Emulator
 from .server import ServerThread
 from .store import State
+from .webhooks import DEFAULT_RETRY_COMPRESSION
+
+# The deterministic defaults of ``EmulatorHandle.set_webhook_delivery``.
+DELIVERY_DEFAULTS: dict = {
+    "delay_ms": 0.0, "jitter": 0.5, "shuffle_window_ms": 0.0, "duplicate_rate": 0.0,
+    "concurrency": 1, "seed": None, "retry_schedule": None,
+    "retry_compression": DEFAULT_RETRY_COMPRESSION,
+}
 
 
 class EmulatorHandle:
@@ -39,9 +48,10 @@ class EmulatorHandle:
 
     def reset(self) -> None:
         """Forget all objects, idempotency keys, faults, deliveries and logged requests;
-        release any request held by a timeout fault. Webhook configuration, latency and the
-        search lag stay (like the latency, the lag is a setting, not state: a test that changes
-        it sets it back, e.g. ``set_search_lag(0)`` in a fixture's teardown)."""
+        release any request held by a timeout fault. Webhook configuration and delivery options
+        (``set_webhook_delivery``), latency and the search lag stay (they are settings, not
+        state: a test that changes one sets it back, e.g. ``set_search_lag(0)`` in a fixture's
+        teardown)."""
         self.emulator.reset()
 
     def stop(self) -> None:
@@ -119,6 +129,40 @@ class EmulatorHandle:
         """Wait until no delivery is queued or in flight (retries included)."""
         return self.emulator.webhooks.wait_idle(timeout)
 
+    def wait_webhooks_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no delivery is delayed, held in a shuffle window, queued for a retry or in
+        flight. False if that did not happen within ``timeout`` seconds."""
+        return self.emulator.webhooks.wait_idle(timeout)
+
+    def set_webhook_delivery(self, **options) -> dict:
+        """How events are delivered, as Stripe documents they can be (late, out of order, twice,
+        concurrently); options not given stay, and they are kept by ``reset()`` (set them back
+        in teardown, e.g. ``set_webhook_delivery(**DELIVERY_DEFAULTS)``):
+
+        - ``delay_ms``: each event waits that long (± ``jitter``, default 0.5, × that) first;
+        - ``shuffle_window_ms``: events queued within a window go out in a random order;
+        - ``duplicate_rate`` (0..1): the chance an event is delivered a second time;
+        - ``concurrency``: deliveries in flight at once (default 1);
+        - ``seed``: seeds the random choices, for reproducible runs;
+        - ``retry_schedule`` (None: ``max_attempts`` / ``backoff``; "live" or "test": Stripe's)
+          and ``retry_compression`` (Stripe's delays are divided by it, default 10 000).
+
+        See ``stripe_emulator.webhooks``. ValueError for an unknown option or a bad value.
+        Returns the settings."""
+        unknown = set(options) - set(DELIVERY_DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown webhook delivery option(s): {sorted(unknown)}")
+        return self.emulator.webhooks.set_delivery(**options)
+
+    @property
+    def webhook_delivery(self) -> dict:
+        return self.emulator.webhooks.delivery_settings()
+
+    @property
+    def webhook_max_in_flight(self) -> int:
+        """The most deliveries in flight at once since the last reset."""
+        return self.emulator.webhooks.max_in_flight
+
     def events(self, type_: Optional[str] = None) -> list[dict]:
         """Recorded events, oldest first."""
         st = self.emulator.state
@@ -173,9 +217,13 @@ def start_emulator(*, port: int = 0, webhook_url: Optional[str] = None,
                    webhook_secret: Optional[str] = None, latency_ms: float = 0,
                    webhook_backoff: float = 1.0, webhook_max_attempts: int = 4,
                    clock: Callable[[], float] = time.time,
-                   search_lag_ms: float = 0) -> EmulatorHandle:
-    """Start an emulator on 127.0.0.1:``port`` (0: a free port) in a daemon thread."""
+                   search_lag_ms: float = 0, webhook_delivery: Optional[dict] = None,
+                   ) -> EmulatorHandle:
+    """Start an emulator on 127.0.0.1:``port`` (0: a free port) in a daemon thread.
+    ``webhook_delivery``: options of ``EmulatorHandle.set_webhook_delivery``."""
     emulator = Emulator(webhook_url=webhook_url, webhook_secret=webhook_secret,
                         latency_ms=latency_ms, clock=clock, webhook_backoff=webhook_backoff,
                         webhook_max_attempts=webhook_max_attempts, search_lag_ms=search_lag_ms)
+    if webhook_delivery:
+        emulator.webhooks.set_delivery(**webhook_delivery)
     return EmulatorHandle(ServerThread(emulator, port).start())

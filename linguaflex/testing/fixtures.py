@@ -183,13 +183,17 @@ def stripe_emulator_server():
 
 @pytest.fixture
 def stripe_emulator(stripe_emulator_server, settings):
-    """The in-process emulator, reset, with the gateway pointed at it for this test. Its latency and
-    search lag survive a reset by design, so they are set back here too."""
+    """The in-process emulator, reset, with the gateway pointed at it for this test. Its latency,
+    search lag and webhook delivery options survive a reset by design, so they are set back here too."""
+    from stripe_emulator.testing import DELIVERY_DEFAULTS
+
     stripe_emulator_server.reset()
     stripe_emulator_server.set_latency(0)
     stripe_emulator_server.set_search_lag(0)
+    stripe_emulator_server.set_webhook_delivery(**DELIVERY_DEFAULTS)
     settings.STRIPE_API_BASE = stripe_emulator_server.base_url
     settings.STRIPE_SECRET_KEY = "sk_test_linguaflex_emulator"
     yield stripe_emulator_server
     stripe_emulator_server.reset()
     stripe_emulator_server.set_search_lag(0)
+    stripe_emulator_server.set_webhook_delivery(**DELIVERY_DEFAULTS)

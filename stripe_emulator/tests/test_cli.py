@@ -116,3 +116,49 @@ def test_search_lag_option_defaults_to_0_and_refuses_negative_values():
     done = subprocess.run([sys.executable, "-m", "stripe_emulator", "--search-lag-ms", "-1"],
                           cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "--search-lag-ms" in done.stderr
+
+
+def _delivery_settings(port: int) -> dict:
+    url = f"http://127.0.0.1:{port}/_emulator/webhooks/delivery"
+    return json.loads(urllib.request.urlopen(url, timeout=5).read())
+
+
+def test_webhook_delivery_options():
+    port = _free_port()
+    proc = _start(port, "--webhook-delay-ms", "250", "--webhook-jitter", "0.2",
+                  "--webhook-shuffle", "500", "--webhook-duplicate-rate", "0.5",
+                  "--webhook-concurrency", "4", "--webhook-seed", "42",
+                  "--webhook-retry-schedule", "live", "--webhook-retry-compression", "86400")
+    try:
+        assert _delivery_settings(port) == {
+            "delay_ms": 250.0, "jitter": 0.2, "shuffle_window_ms": 500.0,
+            "duplicate_rate": 0.5, "concurrency": 4, "seed": 42, "retry_schedule": "live",
+            "retry_compression": 86400.0}
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def test_webhook_delivery_options_default_to_deterministic_delivery():
+    from stripe_emulator.testing import DELIVERY_DEFAULTS
+
+    port = _free_port()
+    proc = _start(port)
+    try:
+        assert _delivery_settings(port) == DELIVERY_DEFAULTS
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--webhook-duplicate-rate", "1.5"], "duplicate_rate"),
+    (["--webhook-concurrency", "0"], "concurrency"),
+    (["--webhook-delay-ms", "-3"], "delay_ms"),
+    (["--webhook-shuffle", "-1"], "shuffle_window_ms"),
+    (["--webhook-retry-schedule", "hourly"], "--webhook-retry-schedule"),
+])
+def test_bad_webhook_delivery_options_are_refused(args, named):
+    done = subprocess.run([sys.executable, "-m", "stripe_emulator", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and named in done.stderr, done.stderr
