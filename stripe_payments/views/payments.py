@@ -19,6 +19,7 @@ from linguaflex.throttling import PaymentThrottle
 from .. import selectors
 from ..gateway import STRIPE_ID
 from ..idempotency import idempotency_key, idempotent
+from ..models import CHARGED_STATUSES, PaymentStatus
 from ..serializers.payments import (
     CardReturnOutputSerializer,
     ConfirmPaymentInputSerializer,
@@ -115,7 +116,8 @@ class ConfirmPaymentView(APIView):
 
 # The 3-D Secure return page: how each status reads (data-outcome on the page's #outcome).
 _PENDING_STATUSES = frozenset({"processing", "requires_action", "requires_confirmation"})
-_CHARGED_STATUSES = frozenset({"partially_refunded", "refunded", "disputed"})  # paid earlier; not a failure
+# Charged earlier and refunded or disputed since: not a failure ("your card was not charged" would be wrong).
+_PAID_EARLIER_STATUSES = frozenset(CHARGED_STATUSES) - {PaymentStatus.SUCCEEDED}
 # The page may be styled only by its own inline <style>; it loads nothing, runs nothing, posts nothing.
 _RETURN_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; " \
                    "frame-ancestors 'none'"
@@ -127,7 +129,7 @@ def _return_outcome(data: dict) -> str:
         return "success"
     if data["status"] in _PENDING_STATUSES:
         return "pending"
-    if data["kind"] == "payment" and data["status"] in _CHARGED_STATUSES:
+    if data["kind"] == "payment" and data["status"] in _PAID_EARLIER_STATUSES:
         return "info"
     return "failure"
 
@@ -206,6 +208,6 @@ class PaymentReturnView(APIView):
         # The URL may carry the SetupIntent's client secret, and the state moves on: keep neither.
         response["Referrer-Policy"] = "no-referrer"
         add_never_cache_headers(response)
-        # Our own 404 page, not Django's: JsonNotFoundMiddleware is to let it through (it does not read this yet).
+        # Our own 404 page, not Django's: JsonNotFoundMiddleware lets it through.
         response.json_404_exempt = True
         return response
