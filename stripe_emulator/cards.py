@@ -34,6 +34,9 @@ class Behaviour:
     auth: str = "none"
     decline: Optional[str] = None
     charge_decline: Optional[str] = None
+    # "succeed" (at once), "pending" (pending, succeeds later: 4000000000007726) or
+    # "fail_later" (succeeded, fails later with expired_or_canceled_card: 4000000000005126).
+    refund: str = "succeed"
 
 
 BEHAVIOURS = {
@@ -51,6 +54,8 @@ BEHAVIOURS = {
         Behaviour("auth_required", auth="required"),
         Behaviour("auth_always", auth="always"),
         Behaviour("auth_then_insufficient_funds", auth="always", charge_decline="insufficient_funds"),
+        Behaviour("refund_pending", refund="pending"),
+        Behaviour("refund_fail_later", refund="fail_later"),
     ]
 }
 
@@ -79,6 +84,8 @@ TEST_NUMBERS = {
     "4000002760003184": "auth_always",
     "4000000000003220": "auth_always",
     "4000008260003178": "auth_then_insufficient_funds",
+    "4000000000007726": "refund_pending",  # refunds: pending, then succeeded
+    "4000000000005126": "refund_fail_later",  # refunds: succeeded, then failed
 }
 
 DEBIT_NUMBERS = {"4000056655665556", "5200828282828210"}

@@ -10,10 +10,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
 from typing import Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import api
+from .api import refunds as refunds_api
 from .emulator import ApiResult, Emulator
 from .errors import StripeError
 from .params import parse_body
@@ -77,7 +79,10 @@ class Control:
             ("GET", r"/_emulator/deliveries", self.deliveries),
             ("POST", r"/_emulator/deliveries/([^/]+)/resend", self.resend),
             ("POST", r"/_emulator/charges/([^/]+)/dispute", self.dispute),
+            ("GET", r"/_emulator/refunds/config", self.get_refund_config),
+            ("POST", r"/_emulator/refunds/config", self.refund_config),
             ("POST", r"/_emulator/refunds/([^/]+)/fail", self.fail_refund),
+            ("POST", r"/_emulator/refunds/([^/]+)/settle", self.settle_refund),
             ("GET", r"/_emulator/3ds/([^/]+)", self.three_ds_page),
             ("POST", r"/_emulator/3ds/([^/]+)/(complete|fail)", self.three_ds_action),
             ("GET", r"/_emulator/connect/onboard/([^/]+)", self.onboard_page),
@@ -85,6 +90,10 @@ class Control:
             ("POST", r"/_emulator/accounts/([^/]+)/complete_onboarding", self.onboard_account),
         ]
         self._routes = [(m, re.compile("^" + p + "$"), fn) for m, p, fn in self._routes]
+        # Refunds of Stripe's refund test cards settle this long after they are created (None:
+        # only by POST /_emulator/refunds/{id}/settle). A setting: it survives a reset.
+        self.refund_settle_ms: Optional[float] = 200.0
+        emulator.state.refund_scheduler = self._schedule_refund  # type: ignore[attr-defined]
 
     def handle(self, method: str, path: str, query: str, headers, body: bytes) -> ApiResult:
         path = path.rstrip("/") or path
@@ -213,6 +222,52 @@ class Control:
     def dispute(self, data: dict, charge_id: str) -> ApiResult:
         reason = str(data.get("reason") or "fraudulent")
         obj, events = self.act(lambda st, ctx: api.create_dispute(st, ctx, charge_id, reason))
+        result = _json(200, obj)
+        result.events = events
+        return result
+
+    def _schedule_refund(self, refund_id: str) -> None:
+        """Called (under the state lock) when a test card's refund is created."""
+        if self.refund_settle_ms is None:
+            return
+        timer = threading.Timer(self.refund_settle_ms / 1000.0, self._settle_due, (refund_id,))
+        timer.daemon = True
+        timer.start()
+
+    def _settle_due(self, refund_id: str) -> None:
+        try:
+            self.em.run(lambda st, ctx: refunds_api.settle_due_refund(st, ctx, refund_id))
+        except Exception:  # a timer has no one to answer; never let it crash the thread loudly
+            pass
+
+    def get_refund_config(self, data: dict) -> ApiResult:
+        return _json(200, {"refund_settle_ms": self.refund_settle_ms})
+
+    def refund_config(self, data: dict) -> ApiResult:
+        """``refund_settle_ms``: how long after its creation a refund of 4000000000007726 (or
+        4000000000005126) settles; null: only by the settle route."""
+        if "refund_settle_ms" in data:
+            value = data["refund_settle_ms"]
+            if value in (None, "", "null", "none", "manual"):
+                self.refund_settle_ms = None
+            else:
+                try:
+                    ms = float(value)
+                    if not ms >= 0:
+                        raise ValueError("must be 0 or more")
+                except (TypeError, ValueError) as exc:
+                    return _json(400, {"error": {"message": f"Invalid refund_settle_ms: {exc}"}})
+                self.refund_settle_ms = ms
+        return _json(200, {"refund_settle_ms": self.refund_settle_ms})
+
+    def settle_refund(self, data: dict, refund_id: str) -> ApiResult:
+        """``{"outcome": "succeeded"|"failed", "failure_reason": ...}`` (default: failed only if
+        a failure_reason is given, else succeeded)."""
+        outcome = str(data.get("outcome") or ("failed" if data.get("failure_reason")
+                                                else "succeeded"))
+        reason = data.get("failure_reason")
+        obj, events = self.act(lambda st, ctx: refunds_api.settle_refund(
+            st, ctx, refund_id, outcome, str(reason) if reason else None))
         result = _json(200, obj)
         result.events = events
         return result
