@@ -31,6 +31,7 @@ class ApiResult:
     events: list = field(default_factory=list)
     drop: bool = False  # close the connection without answering
     refuse: bool = False  # reset the connection at once (SO_LINGER 0), without answering
+    cut: bool = False  # send the head and half the body, then reset the connection
 
 
 def _json(obj) -> bytes:
@@ -128,20 +129,37 @@ class Emulator:
             if fault.kind == "refused":
                 return ApiResult(0, refuse=True)
             if fault.kind == "error_500":
+                # Stripe sends Stripe-Should-Retry: false with its 500s (its idempotency layer would
+                # replay the same answer), and the SDK reads it: the client hears the 500 at once.
                 return ApiResult(500, _json({"error": {
                     "type": "api_error",
-                    "message": "An unknown error occurred (emulated fault)."}}))
+                    "message": "An unknown error occurred (emulated fault)."}}),
+                    {"Stripe-Should-Retry": "false"})
             if fault.kind == "rate_limit":
                 return ApiResult(429, _json({"error": {
                     "type": "invalid_request_error", "code": "rate_limit",
                     "message": "Request rate limit exceeded. You can learn more about rate "
                                "limits here https://stripe.com/docs/rate-limits.",
                     "doc_url": "https://stripe.com/docs/error-codes/rate-limit"}}))
+            if fault.kind == "lock_timeout":
+                # Another request holds the object's lock: not executed, safe to retry (the SDK
+                # retries a 429 lock_timeout; Stripe says so with Stripe-Should-Retry: true).
+                return ApiResult(429, _json({"error": {
+                    "type": "invalid_request_error", "code": "lock_timeout",
+                    "message": "This object cannot be accessed right now because another API request "
+                               "or Stripe process is currently accessing it. If you see this error "
+                               "intermittently, retry the request. If you see this error frequently "
+                               "and are making multiple concurrent requests to a single object, make "
+                               "your requests serially or at a lower rate.",
+                    "doc_url": "https://stripe.com/docs/error-codes/lock-timeout"}}),
+                    {"Stripe-Should-Retry": "true"})
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000.0)
         result = self._execute(method, path, query, headers, body, idem_key)
         if fault is not None and fault.kind == "drop_after_work":
             result.drop = True
+        if fault is not None and fault.kind == "reset_mid_body":
+            result.cut = True
         return result
 
     def _execute(self, method: str, path: str, query: str, headers, body: bytes,

@@ -3,10 +3,15 @@ answer.
 
 - ``timeout``: the request is held ``seconds`` (default 30) without being executed, then the
   connection is closed. ``release_all()`` (called by reset and stop) frees held requests at once.
-- ``error_500``: answers 500 ``api_error`` without executing.
+- ``error_500``: answers 500 ``api_error`` without executing, with ``Stripe-Should-Retry: false``
+  as Stripe sends it (the SDK then does not retry).
 - ``rate_limit``: answers 429 ``rate_limit`` without executing.
+- ``lock_timeout``: answers 429 ``lock_timeout`` without executing (another request holds the
+  object), with ``Stripe-Should-Retry: true``: the SDK retries it.
 - ``drop_after_work``: executes the request (state changes, events, idempotent result saved) and
   closes the connection without answering: Stripe did the work, the client never heard.
+- ``reset_mid_body``: executes the request, sends the answer's head and half its body, then resets
+  the connection: Stripe did the work, the client read a broken answer.
 - ``refused``: the request is not executed (its idempotency key stays unused) and the connection
   is reset at once (``SO_LINGER`` 0, then close: the client reads a TCP RST, not an answer), so
   the SDK raises ``APIConnectionError`` immediately, as when Stripe cannot be reached.
@@ -22,8 +27,9 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
-KINDS: tuple[str, ...] = ("timeout", "error_500", "rate_limit", "drop_after_work", "refused")
-EXECUTED_KINDS: frozenset[str] = frozenset({"drop_after_work"})
+KINDS: tuple[str, ...] = ("timeout", "error_500", "rate_limit", "lock_timeout", "drop_after_work",
+                          "reset_mid_body", "refused")
+EXECUTED_KINDS: frozenset[str] = frozenset({"drop_after_work", "reset_mid_body"})
 
 
 @dataclass

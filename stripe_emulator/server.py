@@ -74,6 +74,10 @@ class Handler(BaseHTTPRequestHandler):
         if result.refuse:
             self.close_connection = True
             self._reset_connection()
+        elif result.cut:
+            self.close_connection = True
+            self._write(result, cut=True)
+            self._reset_connection()
         elif result.drop:
             self.close_connection = True
             try:
@@ -98,7 +102,8 @@ class Handler(BaseHTTPRequestHandler):
             pass
         self.connection.close()
 
-    def _write(self, result: ApiResult) -> None:
+    def _write(self, result: ApiResult, *, cut: bool = False) -> None:
+        """The answer; with ``cut``, its head (the full Content-Length) and only half its body."""
         try:
             reason = HTTPStatus(result.status).phrase
         except ValueError:
@@ -110,7 +115,9 @@ class Handler(BaseHTTPRequestHandler):
         lines.append("Connection: close" if self.close_connection else "Connection: keep-alive")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         try:
-            self.wfile.write(head + result.body)
+            self.wfile.write(head + (result.body[:len(result.body) // 2] if cut else result.body))
+            if cut:
+                self.wfile.flush()
         except OSError:
             self.close_connection = True
 

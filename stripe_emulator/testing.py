@@ -95,9 +95,11 @@ class EmulatorHandle:
         prefix) get ``kind``, one of ``stripe_emulator.faults.KINDS``:
 
         - "timeout": held ``seconds`` without being executed, then the connection is closed;
-        - "error_500": 500 ``api_error``, not executed;
+        - "error_500": 500 ``api_error``, not executed, ``Stripe-Should-Retry: false``;
         - "rate_limit": 429 ``rate_limit``, not executed;
+        - "lock_timeout": 429 ``lock_timeout``, not executed, ``Stripe-Should-Retry: true``;
         - "drop_after_work": executed (idempotent answer saved), then closed without an answer;
+        - "reset_mid_body": executed, then half the answer sent and the connection reset;
         - "refused": not executed (the idempotency key stays unused), the connection reset at
           once with no answer: the SDK raises ``APIConnectionError`` immediately.
 

@@ -42,8 +42,10 @@ FAULT_STATUS = {
     "timeout": 504,          # payment_provider_timeout
     "error_500": 502,        # payment_provider_error
     "rate_limit": 503,       # payment_provider_unavailable
+    "lock_timeout": 503,     # payment_provider_unavailable (the SDK retried the 429 first)
     "refused": 503,          # payment_provider_unavailable
     "drop_after_work": 503,  # the connection closed before any answer: unavailable
+    "reset_mid_body": 503,   # the answer broke off half-way: unavailable, the work done
 }
 PHASES = ("first", "all")
 EXP_YEAR = date.today().year + 3
@@ -451,7 +453,7 @@ def cases(bounded: bool = False) -> list[Case]:
         for operation in workflow.calls:
             for kind in _kinds():
                 for phase in PHASES:
-                    if bounded and phase == "first" and kind not in ("drop_after_work", "timeout"):
+                    if bounded and phase == "first" and kind not in ("drop_after_work", "reset_mid_body", "timeout"):
                         continue
                     found.append(Case(workflow.name, operation, kind, phase))
     return found

@@ -473,9 +473,11 @@ def test_connection_close_request_closes_the_connection(emulator):
     assert b"\r\nConnection: close\r\n" in answer
 
 
-def test_sdk_retries_reach_the_same_idempotency_key(emulator):
+@pytest.mark.parametrize("kind", ["lock_timeout", "refused", "drop_after_work"])
+def test_sdk_retries_reach_the_same_idempotency_key(emulator, kind):
+    # Faults the SDK retries (a 500 carries Stripe-Should-Retry: false, as Stripe's do: not retried).
     client = make_client(emulator, max_network_retries=2)
-    emulator.arm_fault("POST", "/v1/customers", "error_500", count=1)
+    emulator.arm_fault("POST", "/v1/customers", kind, count=1)
     client.v1.customers.create()
     log = emulator.requests()
     assert len(log) == 2 and log[0]["idempotency_key"] == log[1]["idempotency_key"]

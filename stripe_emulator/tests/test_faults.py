@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -112,8 +113,9 @@ def _customers(emulator) -> list[dict]:
 
 
 def test_kinds_is_the_one_list_of_fault_kinds():
-    assert KINDS == ("timeout", "error_500", "rate_limit", "drop_after_work", "refused")
-    assert EXECUTED_KINDS == {"drop_after_work"} and EXECUTED_KINDS <= set(KINDS)
+    assert KINDS == ("timeout", "error_500", "rate_limit", "lock_timeout", "drop_after_work", "reset_mid_body",
+                     "refused")
+    assert EXECUTED_KINDS == {"drop_after_work", "reset_mid_body"} and EXECUTED_KINDS <= set(KINDS)
     with pytest.raises(ValueError, match="refused"):  # the error names the valid kinds
         FaultTable().arm("*", "/v1", "gremlins")
 
@@ -178,9 +180,44 @@ def test_refused_resets_the_connection_where_drop_after_work_closes_it(emulator)
 
 
 EXPECTED_ERROR = {"timeout": stripe.APIConnectionError, "error_500": stripe.APIError,
-                  "rate_limit": stripe.RateLimitError,
-                  "drop_after_work": stripe.APIConnectionError,
+                  "rate_limit": stripe.RateLimitError, "lock_timeout": stripe.RateLimitError,
+                  "drop_after_work": stripe.APIConnectionError, "reset_mid_body": stripe.APIConnectionError,
                   "refused": stripe.APIConnectionError}
+
+
+def test_reset_mid_body_sends_half_an_answer_then_resets(emulator):
+    emulator.arm_fault("POST", "/v1/customers", "reset_mid_body")
+    port = int(emulator.base_url.rsplit(":", 1)[1])
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/customers HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer sk_test_raw\r\nContent-Length: 0\r\n\r\n")
+        with pytest.raises(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+            raise ConnectionResetError  # an orderly close would mean the answer was not cut
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    assert head.startswith(b"HTTP/1.1 200 ") and 0 < len(body) < length
+    assert len(_customers(emulator)) == 1  # the work was done
+
+
+@pytest.mark.parametrize("kind,retried", [("lock_timeout", True), ("error_500", False)])
+def test_the_sdk_reads_stripe_should_retry_as_stripe_sends_it(emulator, kind, retried):
+    client = make_client(emulator, max_network_retries=1)
+    emulator.arm_fault("POST", "/v1/customers", kind)
+    if retried:
+        customer = client.v1.customers.create(params={"email": "r@example.com"})
+        assert [c["id"] for c in _customers(emulator)] == [customer.id]
+    else:
+        with pytest.raises(stripe.APIError):
+            client.v1.customers.create(params={"email": "r@example.com"})
+        assert _customers(emulator) == []
+    header = {"lock_timeout": "true", "error_500": "false"}[kind]
+    emulator.arm_fault("POST", "/v1/customers", kind)
+    answer = requests.post(f"{emulator.base_url}/v1/customers", headers={"Authorization": "Bearer sk_test_x"},
+                           timeout=5)
+    assert answer.headers["Stripe-Should-Retry"] == header
 
 
 @pytest.mark.parametrize("kind", KINDS)
