@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import datetime as _dt
+import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import stripe
 
 API_KEY = "sk_test_emulator_suite"
 NEXT_YEAR = _dt.date.today().year + 1
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_cli(port: int, *args: str) -> subprocess.Popen:
+    """``python -m stripe_emulator --port PORT *args``, once it says it is listening."""
+    proc = subprocess.Popen([sys.executable, "-m", "stripe_emulator", "--port", str(port), *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.strip() == f"stripe-emulator listening on http://127.0.0.1:{port}", line
+    return proc
 
 
 def make_client(emulator, **kwargs) -> stripe.StripeClient:

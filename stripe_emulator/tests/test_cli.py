@@ -9,33 +9,18 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 import stripe
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(port: int, *args: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "stripe_emulator", "--port", str(port), *args],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.strip() == f"stripe-emulator listening on http://127.0.0.1:{port}", line
-    return proc
+from .helpers import ROOT, free_port, start_cli
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_state_file_survives_a_restart(tmp_path, sig):
-    port = _free_port()
+    port = free_port()
     state_file = tmp_path / "stripe.json"
-    proc = _start(port, "--state-file", str(state_file))
+    proc = start_cli(port, "--state-file", str(state_file))
     client = stripe.StripeClient("sk_test_cli", base_addresses={"api": f"http://127.0.0.1:{port}"},
                                  max_network_retries=0)
     try:
@@ -48,7 +33,7 @@ def test_state_file_survives_a_restart(tmp_path, sig):
     assert data["format"] == 1
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
-    proc = _start(port, "--state-file", str(state_file))
+    proc = start_cli(port, "--state-file", str(state_file))
     try:
         assert client.v1.customers.retrieve(cus.id).email == "keep@example.com"
         listed = client.v1.payment_methods.list(params={"customer": cus.id})
@@ -63,8 +48,8 @@ def test_state_file_survives_a_restart(tmp_path, sig):
 
 
 def test_binds_loopback_only():
-    port = _free_port()
-    proc = _start(port)
+    port = free_port()
+    proc = start_cli(port)
     try:
         addresses = [a for a in _local_addresses() if not a.startswith("127.")]
         for address in addresses:
@@ -85,8 +70,8 @@ def _local_addresses() -> list[str]:
 
 
 def test_search_lag_option():
-    port = _free_port()
-    proc = _start(port, "--search-lag-ms", "60000")
+    port = free_port()
+    proc = start_cli(port, "--search-lag-ms", "60000")
     base = f"http://127.0.0.1:{port}"
     client = stripe.StripeClient("sk_test_cli", base_addresses={"api": base},
                                  max_network_retries=0)
@@ -104,8 +89,8 @@ def test_search_lag_option():
 
 
 def test_search_lag_option_defaults_to_0_and_refuses_negative_values():
-    port = _free_port()
-    proc = _start(port)
+    port = free_port()
+    proc = start_cli(port)
     try:
         config = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/config",
                                                    timeout=5).read())
@@ -124,8 +109,8 @@ def _delivery_settings(port: int) -> dict:
 
 
 def test_webhook_delivery_options():
-    port = _free_port()
-    proc = _start(port, "--webhook-delay-ms", "250", "--webhook-jitter", "0.2",
+    port = free_port()
+    proc = start_cli(port, "--webhook-delay-ms", "250", "--webhook-jitter", "0.2",
                   "--webhook-shuffle", "500", "--webhook-duplicate-rate", "0.5",
                   "--webhook-concurrency", "4", "--webhook-seed", "42",
                   "--webhook-retry-schedule", "live", "--webhook-retry-compression", "86400")
@@ -142,8 +127,8 @@ def test_webhook_delivery_options():
 def test_webhook_delivery_options_default_to_deterministic_delivery():
     from stripe_emulator.testing import DELIVERY_DEFAULTS
 
-    port = _free_port()
-    proc = _start(port)
+    port = free_port()
+    proc = start_cli(port)
     try:
         assert _delivery_settings(port) == DELIVERY_DEFAULTS
     finally:

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +15,7 @@ import stripe
 
 from stripe_emulator.idempotency import CONFLICT, IN_USE, NEW, REPLAY, IdempotencyStore
 
-from .helpers import card
+from .helpers import card, free_port, start_cli
 
 PARAMS = {"amount": 5000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa"}
 
@@ -268,21 +265,7 @@ def test_delete_ignores_the_key(client, emulator):
 
 # --- keys survive a restart with the state file ---------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(port: int, *args: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "stripe_emulator", "--port", str(port), *args],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.strip() == f"stripe-emulator listening on http://127.0.0.1:{port}", line
-    return proc
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -291,7 +274,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_keys_survive_a_restart_with_the_state_file(tmp_path):
-    port = _free_port()
+    port = free_port()
     state_file = tmp_path / "stripe.json"
     client = stripe.StripeClient("sk_test_restart", max_network_retries=0,
                                  base_addresses={"api": f"http://127.0.0.1:{port}"})
@@ -299,7 +282,7 @@ def test_keys_survive_a_restart_with_the_state_file(tmp_path):
               "payment_method_data": card("4242424242424242", cvc="987")}
     declined = dict(params, payment_method_data=card("4000000000000002", cvc="987"))
     options = {"idempotency_key": "before-restart"}
-    proc = _start(port, "--state-file", str(state_file))
+    proc = start_cli(port, "--state-file", str(state_file))
     try:
         first = client.v1.payment_intents.create(params=params, options=options)
         refused = _fails(lambda: client.v1.payment_intents.create(
@@ -311,7 +294,7 @@ def test_keys_survive_a_restart_with_the_state_file(tmp_path):
     assert '"987"' not in text and "sk_test_restart" not in text
     assert len(json.loads(text)["idempotency"]) == 2
 
-    proc = _start(port, "--state-file", str(state_file))
+    proc = start_cli(port, "--state-file", str(state_file))
     try:
         again = client.v1.payment_intents.create(params=params, options=options)
         assert again.id == first.id
