@@ -37,6 +37,9 @@ class Behaviour:
     # "succeed" (at once), "pending" (pending, succeeds later: 4000000000007726) or
     # "fail_later" (succeeded, fails later with expired_or_canceled_card: 4000000000005126).
     refund: str = "succeed"
+    # The charge's funds are available at once instead of two days later (4000000000000077,
+    # Stripe's card for testing the available balance: transfers and payouts need it).
+    available_at_once: bool = False
 
 
 BEHAVIOURS = {
@@ -56,6 +59,7 @@ BEHAVIOURS = {
         Behaviour("auth_then_insufficient_funds", auth="always", charge_decline="insufficient_funds"),
         Behaviour("refund_pending", refund="pending"),
         Behaviour("refund_fail_later", refund="fail_later"),
+        Behaviour("available_balance", available_at_once=True),
     ]
 }
 
@@ -86,6 +90,7 @@ TEST_NUMBERS = {
     "4000008260003178": "auth_then_insufficient_funds",
     "4000000000007726": "refund_pending",  # refunds: pending, then succeeded
     "4000000000005126": "refund_fail_later",  # refunds: succeeded, then failed
+    "4000000000000077": "available_balance",  # funds available at once, not pending
 }
 
 DEBIT_NUMBERS = {"4000056655665556", "5200828282828210"}
@@ -93,6 +98,7 @@ DEBIT_NUMBERS = {"4000056655665556", "5200828282828210"}
 # Stripe's test PaymentMethod ids: each use clones the card into a fresh pm_ object.
 TEST_PAYMENT_METHODS = {
     "pm_card_visa": "4242424242424242",
+    "pm_card_bypassPending": "4000000000000077",
     "pm_card_visa_debit": "4000056655665556",
     "pm_card_mastercard": "5555555555554444",
     "pm_card_mastercard_debit": "5200828282828210",

@@ -88,6 +88,10 @@ class Control:
             ("GET", r"/_emulator/connect/onboard/([^/]+)", self.onboard_page),
             ("POST", r"/_emulator/connect/onboard/([^/]+)/complete", self.onboard_complete),
             ("POST", r"/_emulator/accounts/([^/]+)/complete_onboarding", self.onboard_account),
+            ("POST", r"/_emulator/accounts/([^/]+)/restrict", self.restrict_account),
+            ("POST", r"/_emulator/balance/release", self.release_funds),
+            ("POST", r"/_emulator/payouts/([^/]+)/settle", self.settle_payout),
+            ("POST", r"/_emulator/disputes/([^/]+)/close", self.close_dispute),
         ]
         self._routes = [(m, re.compile("^" + p + "$"), fn) for m, p, fn in self._routes]
         # Refunds of Stripe's refund test cards settle this long after they are created (None:
@@ -358,10 +362,23 @@ class Control:
 
     # --- Connect onboarding --------------------------------------------------------------------
 
-    def onboard_page(self, data: dict, token: str) -> ApiResult:
-        link = self.em.state.account_links.get(token)
-        if link is None:
+    def _unusable_link(self, token: str) -> Optional[ApiResult]:
+        """A used or expired account link sends the browser to its refresh_url, as Stripe's
+        do (the platform then makes a new link); an unknown one is a 404 page."""
+        with self.em.state.lock:
+            why = api.connect.link_state(self.em.state, token)
+            link = self.em.state.account_links.get(token)
+        if why is None:
+            return None
+        if why == "unknown" or link is None:
             return _html(404, "Unknown link", "<p>This onboarding link is not valid.</p>")
+        return _redirect(link["refresh_url"], [])
+
+    def onboard_page(self, data: dict, token: str) -> ApiResult:
+        refused = self._unusable_link(token)
+        if refused is not None:
+            return refused
+        link = self.em.state.account_links[token]
         tok = html.escape(token)
         body = (f"<p>Emulated Connect onboarding for {html.escape(link['account'])}.</p>"
                 f"<form method='post' action='/_emulator/connect/onboard/{tok}/complete'>"
@@ -369,10 +386,16 @@ class Control:
         return _html(200, "Connect onboarding", body)
 
     def onboard_complete(self, data: dict, token: str) -> ApiResult:
-        link = self.em.state.account_links.get(token)
-        if link is None:
-            return _html(404, "Unknown link", "<p>This onboarding link is not valid.</p>")
-        _, events = self.act(lambda st, ctx: api.complete_onboarding(st, ctx, link["account"]))
+        refused = self._unusable_link(token)
+        if refused is not None:
+            return refused
+        link = self.em.state.account_links[token]
+
+        def complete(st, ctx):
+            link["used"] = True  # an account link works once
+            return api.complete_onboarding(st, ctx, link["account"])
+
+        _, events = self.act(complete)
         if link.get("return_url"):
             return _redirect(link["return_url"], events)
         result = _html(200, "Onboarding complete", "<p>You can close this page.</p>")
@@ -384,3 +407,34 @@ class Control:
         result = _json(200, obj)
         result.events = events
         return result
+
+    # --- Connect: the account, the balance, payouts, disputes -----------------------------------
+
+    def _act_json(self, action) -> ApiResult:
+        obj, events = self.act(action)
+        result = _json(200, obj)
+        result.events = events
+        return result
+
+    def restrict_account(self, data: dict, account_id: str) -> ApiResult:
+        """The account loses its capabilities (requirements past due): ``account.updated``."""
+        return self._act_json(lambda st, ctx: api.restrict_account(st, ctx, account_id))
+
+    def release_funds(self, data: dict) -> ApiResult:
+        """``{"account": "acct_..."}`` (absent: the platform): pending funds available now."""
+        account = data.get("account") or None
+        if account is not None and self.em.state.get("account", str(account)) is None:
+            return _json(404, {"error": {"message": f"No such account: '{account}'"}})
+        return self._act_json(lambda st, ctx: api.release_funds(st, ctx, account))
+
+    def settle_payout(self, data: dict, payout_id: str) -> ApiResult:
+        """``{"outcome": "paid"|"failed", "failure_code": "account_closed"|...}``."""
+        outcome = str(data.get("outcome") or "paid")
+        code = data.get("failure_code")
+        return self._act_json(lambda st, ctx: api.settle_payout(
+            st, ctx, payout_id, outcome, str(code) if code else None))
+
+    def close_dispute(self, data: dict, dispute_id: str) -> ApiResult:
+        """``{"outcome": "won"|"lost"}``."""
+        outcome = str(data.get("outcome") or "")
+        return self._act_json(lambda st, ctx: api.close_dispute(st, ctx, dispute_id, outcome))

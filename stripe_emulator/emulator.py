@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from . import api, objects
+from .api import ACCOUNT_SCOPED
 from .errors import StripeError, invalid
 from .faults import FaultTable
 from .idempotency import CONFLICT, IN_USE, NEW, REPLAY, applies, key_error
@@ -200,7 +201,11 @@ class Emulator:
             out_headers["Idempotency-Key"] = idem_key
             canonical = b"&".join(sorted(body.split(b"&"))) if body else b""
             fp = self.idempotency.fingerprint(method, path, canonical)
-            outcome, entry = self.idempotency.begin(api_key, idem_key, fp)
+            # Keys are scoped per account, as Stripe's are: the same key under another
+            # Stripe-Account header is another request.
+            scope = api_key if not headers.get("Stripe-Account") else (
+                f"{api_key}/{headers.get('Stripe-Account')}")
+            outcome, entry = self.idempotency.begin(scope, idem_key, fp)
             if outcome == REPLAY:
                 out_headers.update({"Idempotent-Replayed": "true",
                                     "Original-Request": entry.request_id})
@@ -222,8 +227,11 @@ class Emulator:
                 return ApiResult(409, _error(err), out_headers)
             assert outcome == NEW
         ctx = self.context(request_id, idem_key)
+        ctx.account = headers.get("Stripe-Account") or None
         save = False
         try:
+            if ctx.account is not None:
+                self._check_account_header(ctx.account, operation, api_key)
             check_unknown(operation, params)
             expand = get_list(params, "expand")
             with self.state.lock:
@@ -239,8 +247,28 @@ class Emulator:
             status, payload, save = 500, _json({"error": {  # saved, as Stripe saves its 500s
                 "type": "api_error", "message": f"Emulator error: {type(exc).__name__}"}}), True
         if entry is not None:
-            self.idempotency.finish(api_key, idem_key, entry, status, payload, request_id, save)
+            self.idempotency.finish(scope, idem_key, entry, status, payload, request_id, save)
         return ApiResult(status, payload, out_headers, ctx.events)
+
+    def _check_account_header(self, account: str, operation: str, api_key: str) -> None:
+        """A ``Stripe-Account`` header must name a connected account of this platform (else
+        Stripe's 403), on an operation the emulator runs for a connected account (else a 400
+        that says so: direct charges on connected accounts are not emulated)."""
+        with self.state.lock:
+            known = self.state.get("account", account) is not None
+        if not known:
+            raise StripeError(
+                403, "invalid_request_error",
+                f"The provided key '{api_key[:8]}{'*' * 8}' does not have access to account "
+                f"'{account}' (or that account does not exist). Application access may have "
+                f"been revoked.", code="account_invalid")
+        if operation not in ACCOUNT_SCOPED:
+            raise StripeError(
+                400, "invalid_request_error",
+                f"The emulator does not run {operation} for a connected account (the "
+                f"Stripe-Account header): only {', '.join(sorted(ACCOUNT_SCOPED))}. Direct "
+                f"charges on connected accounts are not emulated.", param="Stripe-Account",
+                cacheable=False)
 
     # --- expansion -----------------------------------------------------------------------------
 

@@ -27,6 +27,10 @@ _ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _TO_ALPHABET = bytes.maketrans(bytes(range(256)), (_ALPHABET * 5)[:256])
 
 
+# The platform's Connect application, as application fees name it.
+APPLICATION_ID = "ca_LinguaFlexEmulatorPlatform00"
+
+
 def _random_chars(n: int) -> str:
     return os.urandom(n).translate(_TO_ALPHABET).decode("ascii")
 
@@ -356,15 +360,32 @@ def charge(*, chid: str, now: int, pi: dict, pm: dict, captured: bool, paid: boo
     }
 
 
+# Balance transaction type -> its reporting category (Stripe's "balance transaction types").
+REPORTING_CATEGORY = {
+    "payment": "charge", "payment_refund": "refund", "application_fee": "platform_earning",
+    "application_fee_refund": "platform_earning_refund", "transfer_refund": "transfer_reversal",
+    "payout_cancel": "payout_reversal", "payout_failure": "payout_reversal",
+}
+DAY = 86400
+
+
 def balance_transaction(*, txnid: str, now: int, amount: int, currency: str, source: str,
-                        type_: str, description: Optional[str]) -> dict:
-    fee = round(amount * 0.029) + 30 if type_ == "charge" else 0
-    fee_details = ([{"amount": fee, "application": None, "currency": currency,
-                     "description": "Stripe processing fees", "type": "stripe_fee"}]
-                   if fee else [])
+                        type_: str, description: Optional[str],
+                        fee_details: Optional[list] = None, available_on: Optional[int] = None,
+                        reporting_category: Optional[str] = None) -> dict:
+    """A balance transaction: Stripe's processing fee (2.9% + 30 cents) on a charge, else the
+    given ``fee_details`` (an application fee taken from a connected account's payment);
+    available two days later unless ``available_on`` says otherwise."""
+    if fee_details is None:
+        fee = round(amount * 0.029) + 30 if type_ == "charge" else 0
+        fee_details = ([{"amount": fee, "application": None, "currency": currency,
+                         "description": "Stripe processing fees", "type": "stripe_fee"}]
+                       if fee else [])
+    fee = sum(d["amount"] for d in fee_details)
+    available_on = now + 2 * DAY if available_on is None else available_on
     return {
         "amount": amount,
-        "available_on": now + 2 * 86400,
+        "available_on": available_on,
         "created": now,
         "currency": currency,
         "description": description,
@@ -374,9 +395,9 @@ def balance_transaction(*, txnid: str, now: int, amount: int, currency: str, sou
         "id": txnid,
         "net": amount - fee,
         "object": "balance_transaction",
-        "reporting_category": type_,
+        "reporting_category": reporting_category or REPORTING_CATEGORY.get(type_, type_),
         "source": source,
-        "status": "pending",
+        "status": "available" if available_on <= now else "pending",
         "type": type_,
         "balance_type": "payments",
     }
@@ -453,11 +474,13 @@ def dispute(*, dpid: str, now: int, ch: dict, reason: str) -> dict:
 
 def event(*, evid: str, now: int, type_: str, obj: dict, request_id: Optional[str],
           idempotency_key: Optional[str], previous_attributes: Optional[dict],
-          pending_webhooks: int) -> dict:
+          pending_webhooks: int, account: Optional[str] = None) -> dict:
     data: dict[str, Any] = {"object": obj}
     if previous_attributes:
         data["previous_attributes"] = previous_attributes
+    extra = {"account": account} if account else {}  # Connect events only: absent otherwise
     return {
+        **extra,
         "api_version": API_VERSION,
         "created": now,
         "data": data,
@@ -471,7 +494,7 @@ def event(*, evid: str, now: int, type_: str, obj: dict, request_id: Optional[st
 
 
 def account(*, acctid: str, now: int, type_: str, country: str, email: Optional[str],
-            metadata: dict, capabilities: dict) -> dict:
+            metadata: dict, capabilities: dict, controller: dict) -> dict:
     due = ["business_profile.url", "external_account", "individual.first_name",
            "individual.last_name", "tos_acceptance.date", "tos_acceptance.ip"]
     requirements = {"alternatives": [], "current_deadline": None, "currently_due": list(due),
@@ -488,8 +511,7 @@ def account(*, acctid: str, now: int, type_: str, country: str, email: Optional[
         "business_type": None,
         "capabilities": capabilities,
         "charges_enabled": False,
-        "controller": {"type": "application", "is_controller": True,
-                       "requirement_collection": "stripe" if type_ == "express" else "application"},
+        "controller": controller,
         "country": country,
         "created": now,
         "default_currency": "usd",
@@ -527,3 +549,135 @@ def account(*, acctid: str, now: int, type_: str, country: str, email: Optional[
 
 def account_link(*, now: int, url: str) -> dict:
     return {"created": now, "expires_at": now + 300, "object": "account_link", "url": url}
+
+
+def capability(*, account_id: str, name: str, status: str, requested: bool,
+               requested_at: Optional[int], requirements: dict) -> dict:
+    return {"account": account_id, "future_requirements": _empty_requirements(),
+            "id": name, "object": "capability", "requested": requested,
+            "requested_at": requested_at, "requirements": requirements, "status": status}
+
+
+def _empty_requirements() -> dict:
+    return {"alternatives": [], "current_deadline": None, "currently_due": [],
+            "disabled_reason": None, "errors": [], "eventually_due": [], "past_due": [],
+            "pending_verification": []}
+
+
+def _bank_requirements() -> dict:
+    return {"currently_due": [], "errors": [], "past_due": [], "pending_verification": []}
+
+
+def bank_account(*, baid: str, account_id: str) -> dict:
+    """The test bank account (STRIPE TEST BANK, routing 110000000) onboarding adds: payouts go
+    there."""
+    return {"account": account_id, "account_holder_name": None, "account_holder_type": None,
+            "account_type": None, "available_payout_methods": ["standard"],
+            "bank_name": "STRIPE TEST BANK", "country": "US", "currency": "usd",
+            "default_for_currency": True, "fingerprint": _random_chars(16),
+            "future_requirements": _bank_requirements(), "id": baid, "last4": "6789",
+            "metadata": {}, "object": "bank_account", "requirements": _bank_requirements(),
+            "routing_number": "110000000", "status": "new"}
+
+
+def transfer(*, trid: str, now: int, amount: int, currency: str, destination: str,
+             destination_payment: str, balance_transaction: str,
+             source_transaction: Optional[str], transfer_group: Optional[str],
+             description: Optional[str], metadata: dict) -> dict:
+    return {
+        "amount": amount, "amount_reversed": 0, "balance_transaction": balance_transaction,
+        "created": now, "currency": currency, "description": description,
+        "destination": destination, "destination_payment": destination_payment, "id": trid,
+        "livemode": False, "metadata": metadata, "object": "transfer",
+        "reversals": list_object(f"/v1/transfers/{trid}/reversals", [], False),
+        "reversed": False, "source_transaction": source_transaction, "source_type": "card",
+        "transfer_group": transfer_group,
+    }
+
+
+def destination_payment(*, pyid: str, now: int, amount: int, currency: str, transfer_id: str,
+                        balance_transaction: str, destination: str,
+                        application_fee: Optional[str] = None,
+                        application_fee_amount: Optional[int] = None) -> dict:
+    """The payment (``py_``, a Charge) a transfer creates on the connected account."""
+    return {
+        "amount": amount, "amount_captured": amount, "amount_refunded": 0,
+        "application": None, "application_fee": application_fee,
+        "application_fee_amount": application_fee_amount,
+        "balance_transaction": balance_transaction, "billing_details": {
+            "address": empty_address(), "email": None, "name": None, "phone": None,
+            "tax_id": None},
+        "calculated_statement_descriptor": None, "captured": True, "created": now,
+        "currency": currency, "customer": None, "description": None, "disputed": False,
+        "failure_balance_transaction": None, "failure_code": None, "failure_message": None,
+        "fraud_details": {}, "id": pyid, "livemode": False, "metadata": {}, "object": "charge",
+        "on_behalf_of": None, "outcome": None, "paid": True, "payment_intent": None,
+        "payment_method": None, "payment_method_details": {
+            "stripe_account": {}, "type": "stripe_account"},
+        "receipt_email": None, "receipt_number": None, "receipt_url": None, "refunded": False,
+        "refunds": list_object(f"/v1/charges/{pyid}/refunds", [], False), "review": None,
+        "shipping": None, "source_transfer": transfer_id, "statement_descriptor": None,
+        "statement_descriptor_suffix": None, "status": "succeeded", "transfer_data": None,
+        "transfer_group": None, "source": None,
+    }
+
+
+def transfer_reversal(*, trrid: str, now: int, amount: int, currency: str, transfer_id: str,
+                      balance_transaction: str, destination_payment_refund: Optional[str],
+                      source_refund: Optional[str], metadata: dict) -> dict:
+    return {"amount": amount, "balance_transaction": balance_transaction, "created": now,
+            "currency": currency, "destination_payment_refund": destination_payment_refund,
+            "id": trrid, "metadata": metadata, "object": "transfer_reversal",
+            "source_refund": source_refund, "transfer": transfer_id}
+
+
+def application_fee(*, feeid: str, now: int, amount: int, currency: str, account_id: str,
+                    charge_id: str, originating_transaction: str,
+                    balance_transaction: str) -> dict:
+    """A fee taken from a connected account's payment ``charge_id`` (``py_``), the result of
+    the platform's destination charge ``originating_transaction``."""
+    return {
+        "account": account_id, "amount": amount, "amount_refunded": 0,
+        "application": APPLICATION_ID, "balance_transaction": balance_transaction,
+        "charge": charge_id, "created": now, "currency": currency,
+        "fee_source": {"charge": charge_id, "type": "charge"}, "id": feeid, "livemode": False,
+        "object": "application_fee", "originating_transaction": originating_transaction,
+        "refunded": False,
+        "refunds": list_object(f"/v1/application_fees/{feeid}/refunds", [], False),
+    }
+
+
+def fee_refund(*, frid: str, now: int, amount: int, currency: str, fee_id: str,
+               balance_transaction: str, metadata: dict) -> dict:
+    return {"amount": amount, "balance_transaction": balance_transaction, "created": now,
+            "currency": currency, "fee": fee_id, "id": frid, "metadata": metadata,
+            "object": "fee_refund"}
+
+
+def payout(*, poid: str, now: int, amount: int, currency: str, destination: Optional[str],
+           balance_transaction: str, description: Optional[str], metadata: dict,
+           statement_descriptor: Optional[str]) -> dict:
+    return {
+        "amount": amount, "application_fee": None, "application_fee_amount": None,
+        "arrival_date": now + DAY, "automatic": False,
+        "balance_transaction": balance_transaction, "created": now, "currency": currency,
+        "description": description, "destination": destination,
+        "failure_balance_transaction": None, "failure_code": None, "failure_message": None,
+        "id": poid, "livemode": False, "metadata": metadata, "method": "standard",
+        "object": "payout", "original_payout": None, "payout_method": None,
+        "reconciliation_status": "not_applicable", "reversed_by": None, "source_type": "card",
+        "statement_descriptor": statement_descriptor, "status": "pending",
+        "trace_id": {"status": "pending", "value": None}, "type": "bank_account",
+    }
+
+
+def balance(*, available: int, pending: int, currency: str = "usd",
+            connect_reserved: Optional[int] = None) -> dict:
+    out = {"available": [{"amount": available, "currency": currency,
+                          "source_types": {"card": available}}],
+           "livemode": False, "object": "balance",
+           "pending": [{"amount": pending, "currency": currency,
+                        "source_types": {"card": pending}}]}
+    if connect_reserved is not None:
+        out["connect_reserved"] = [{"amount": connect_reserved, "currency": currency}]
+    return out

@@ -100,6 +100,11 @@ FALLBACK_ALLOWED = {
 # operation -> (module suffix, class name) when the SDK's naming differs from the default.
 _SDK_NAMES = {
     "customers.update": ("customer_update", "CustomerUpdateParams"),
+    "account_capabilities.list": ("account_capability_list", "AccountCapabilityListParams"),
+    "account_capabilities.retrieve": ("account_capability_retrieve",
+                                      "AccountCapabilityRetrieveParams"),
+    "account_capabilities.update": ("account_capability_update",
+                                    "AccountCapabilityUpdateParams"),
 }
 
 _allowed_cache: dict[str, frozenset] = {}
@@ -112,7 +117,8 @@ def _camel(snake: str) -> str:
 
 
 def _singular(resource: str) -> str:
-    return {"balance_transactions": "balance_transaction"}.get(resource, resource[:-1])
+    return {"balance_transactions": "balance_transaction", "balance": "balance"}.get(
+        resource, resource[:-1])
 
 
 def _sdk_class(operation: str) -> Optional[type]:
@@ -418,7 +424,9 @@ def get_int(params: dict, name: str, default: Optional[int] = None) -> Optional[
                       code="parameter_invalid_integer") from None
 
 
-def get_bool(params: dict, name: str, default: bool = False) -> bool:
+def get_bool(params: dict, name: str, default: bool = False, *,
+             param: Optional[str] = None) -> bool:
+    """``param``: the full (bracketed) name to report, for a nested parameter."""
     value = params.get(name)
     if value is None or value == "":
         return default
@@ -426,7 +434,7 @@ def get_bool(params: dict, name: str, default: bool = False) -> bool:
         return True
     if value in ("false", False):
         return False
-    raise invalid_param(f"Invalid boolean: {value}", param=name)
+    raise invalid_param(f"Invalid boolean: {value}", param=param or name)
 
 
 def get_dict(params: dict, name: str) -> dict:
@@ -450,11 +458,13 @@ def get_list(params: dict, name: str) -> list:
 
 
 def get_enum(params: dict, name: str, choices: Iterable[str],
-             default: Optional[str] = None) -> Optional[str]:
+             default: Optional[str] = None, *, param: Optional[str] = None) -> Optional[str]:
+    """``param``: the full (bracketed) name to report, for a nested parameter."""
     value = get_str(params, name, default)
     if value is not None and value not in choices:
         options = ", ".join(choices)
-        raise invalid_param(f"Invalid {name}: must be one of {options}", param=name)
+        raise invalid_param(f"Invalid {param or name}: must be one of {options}",
+                            param=param or name)
     return value
 
 

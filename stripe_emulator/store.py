@@ -118,21 +118,23 @@ def snapshot(value):
 class Context:
     """What an operation needs to know about the request that triggered it."""
 
-    __slots__ = ("request_id", "idempotency_key", "events", "base_url")
+    __slots__ = ("request_id", "idempotency_key", "events", "base_url", "account")
 
     def __init__(self, base_url: str, request_id: Optional[str] = None,
-                 idempotency_key: Optional[str] = None) -> None:
+                 idempotency_key: Optional[str] = None, account: Optional[str] = None) -> None:
         self.request_id = request_id
         self.idempotency_key = idempotency_key
         self.events: list[dict] = []
         self.base_url = base_url
+        self.account = account  # the Stripe-Account header: the connected account acted on
 
 
 class State:
     KINDS = {
         "customer": "cus", "payment_method": "pm", "setup_intent": "seti",
         "payment_intent": "pi", "charge": "ch", "refund": "re", "balance_transaction": "txn",
-        "dispute": "dp", "event": "evt", "account": "acct",
+        "dispute": "dp", "event": "evt", "account": "acct", "transfer": "tr",
+        "transfer_reversal": "trr", "application_fee": "fee", "fee_refund": "fr", "payout": "po",
     }
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -159,6 +161,17 @@ class State:
             self.by_parent: dict[tuple[str, str], IdList] = {}
             self.customers_by_email: dict[str, IdList] = {}
             self.events_by_type: dict[str, IdList] = {}
+            # Connect: objects that live on a connected account (its balance transactions,
+            # payments ``py_``, their refunds, payouts) -> that account's id; they are indexed in
+            # ``account_lists`` only, never in the platform's ``lists``.
+            self.owner: dict[str, str] = {}
+            self.account_lists: dict[tuple[str, str], IdList] = {}
+            # account id -> capability name -> when it was requested
+            self.capability_requested_at: dict[str, dict[str, int]] = {}
+            self.payout_txns: dict[str, list[str]] = {}  # payout id -> the txns it paid out
+            # "what:id" -> cents: what refunds of a charge have reversed of its transfer and
+            # refunded of its fee, and reversals of a transfer of its fee (api.transfers)
+            self.connect_totals: dict[str, int] = {}
             self.request_log.clear()
             self.search.clear()
             self.idempotency.clear()
@@ -168,14 +181,37 @@ class State:
 
     # --- objects -------------------------------------------------------------------------------
 
-    def add(self, obj: dict, meta: Optional[dict] = None, *, new: bool = True) -> dict:
-        """Store an object and index it. ``new``: just created (False: loaded, old)."""
+    def add(self, obj: dict, meta: Optional[dict] = None, *, new: bool = True,
+            account: Optional[str] = None) -> dict:
+        """Store an object and index it. ``new``: just created (False: loaded, old);
+        ``account``: it lives on that connected account, not on the platform."""
         self.objects[obj["id"]] = obj
         if meta is not None:
             self.pm_meta[obj["id"]] = meta
+        if account is not None:
+            self.owner[obj["id"]] = account
+            self._index_on_account(obj, account)
+            return obj
         self._index(obj)
         self.search.watch(obj, new=new)
         return obj
+
+    def _index_on_account(self, obj: dict, account: str) -> None:
+        kind, oid, created = obj["object"], obj["id"], obj.get("created")
+        self.account_lists.setdefault((account, kind), IdList()).append(oid, created)
+        if kind == "refund":
+            self.by_parent.setdefault(("refund", obj["charge"]), IdList()).append(oid, created)
+
+    def owned(self, kind: str, oid: str, account: Optional[str]) -> Optional[dict]:
+        """The object if it exists and lives where the request is scoped (``account``: the
+        ``Stripe-Account`` header, None: the platform), as Stripe scopes every read."""
+        obj = self.get(kind, oid)
+        if obj is None or self.owner.get(oid) != account:
+            return None
+        return obj
+
+    def scoped_list(self, kind: str, account: Optional[str]) -> Optional[IdList]:
+        return self.lists[kind] if account is None else self.account_lists.get((account, kind))
 
     def _index(self, obj: dict) -> None:
         kind, oid = obj["object"], obj["id"]
@@ -220,12 +256,15 @@ class State:
     # --- events --------------------------------------------------------------------------------
 
     def record_event(self, ctx: Context, type_: str, obj: dict,
-                     previous_attributes: Optional[dict] = None) -> dict:
+                     previous_attributes: Optional[dict] = None,
+                     account: Optional[str] = None) -> dict:
+        """Record an event; ``account``: a Connect event, about an object of that connected
+        account (or the account itself), which carries ``account`` as Stripe's do."""
         ev = objects.event(
             evid=objects.new_id("evt"), now=self.now(), type_=type_, obj=snapshot(obj),
             request_id=ctx.request_id, idempotency_key=ctx.idempotency_key,
             previous_attributes=previous_attributes,
-            pending_webhooks=1 if self.webhooks_enabled else 0,
+            pending_webhooks=1 if self.webhooks_enabled else 0, account=account,
         )
         self.add(ev)
         ctx.events.append(ev)
@@ -250,6 +289,10 @@ class State:
                 "pm_meta": self.pm_meta,
                 "account_links": self.account_links,
                 "deleted_customers": sorted(self.deleted_customers),
+                "owner": self.owner,
+                "capability_requested_at": self.capability_requested_at,
+                "payout_txns": self.payout_txns,
+                "connect_totals": self.connect_totals,
                 "idempotency": self.idempotency.dump(),
             }
 
@@ -258,12 +301,16 @@ class State:
             raise ValueError("unsupported state file format")
         with self.lock:
             self.reset()
+            owner = data.get("owner", {})
             for obj in data.get("objects", []):
                 if obj.get("object") in SEARCHABLE:
                     obj = Tracked(obj)
-                self.add(obj, new=False)
+                self.add(obj, new=False, account=owner.get(obj.get("id")))
             self.pm_meta.update(data.get("pm_meta", {}))
             self.account_links.update(data.get("account_links", {}))
+            self.capability_requested_at.update(data.get("capability_requested_at", {}))
+            self.payout_txns.update(data.get("payout_txns", {}))
+            self.connect_totals.update(data.get("connect_totals", {}))
             self.deleted_customers.update(data.get("deleted_customers", []))
             self.idempotency.load(data.get("idempotency", []))
         _freeze()

@@ -215,6 +215,39 @@ class EmulatorHandle:
         return acct
 
 
+    def _trigger(self, action) -> dict:
+        obj, events = self._server.server.control.act(action)
+        self.emulator.webhooks.enqueue(events)
+        return obj
+
+    def restrict_account(self, account_id: str) -> dict:
+        """The connected account loses its capabilities (requirements past due)."""
+        from . import api
+
+        return self._trigger(lambda st, ctx: api.restrict_account(st, ctx, account_id))
+
+    def release_funds(self, account_id: Optional[str] = None) -> dict:
+        """Pending funds of the account (None: the platform) become available now; the
+        balance afterwards."""
+        from . import api
+
+        return self._trigger(lambda st, ctx: api.release_funds(st, ctx, account_id))
+
+    def settle_payout(self, payout_id: str, outcome: str = "paid",
+                      failure_code: Optional[str] = None) -> dict:
+        """The bank answers a payout: ``paid``, or ``failed`` (the funds come back)."""
+        from . import api
+
+        return self._trigger(lambda st, ctx: api.settle_payout(st, ctx, payout_id, outcome,
+                                                               failure_code))
+
+    def close_dispute(self, dispute_id: str, outcome: str) -> dict:
+        """The network decides a dispute: ``won`` (funds reinstated) or ``lost``."""
+        from . import api
+
+        return self._trigger(lambda st, ctx: api.close_dispute(st, ctx, dispute_id, outcome))
+
+
 def start_emulator(*, port: int = 0, webhook_url: Optional[str] = None,
                    webhook_secret: Optional[str] = None, latency_ms: float = 0,
                    webhook_backoff: float = 1.0, webhook_max_attempts: int = 4,

@@ -6,18 +6,22 @@ Every operation is ``fn(state, ctx, params, *path_ids) -> object`` and runs unde
 (a declined PaymentIntent stays declined, with its failed charge).
 
 One module per resource (``customers``, ``payment_methods``, ``setup_intents``,
-``payment_intents``, ``charges`` with balance transactions and disputes, ``refunds``, ``events``,
-``connect``), each with its own ``ROUTES``; what several of them share is in ``_common`` (lists,
-look-ups, amount and currency), ``_pm_common`` (PaymentMethods) and ``_intent_common`` (both kinds
+``payment_intents``, ``charges`` with disputes, ``refunds``, ``events``, ``connect`` (accounts,
+capabilities, account links), ``transfers`` (destination charges, transfers, reversals,
+application fees) and ``balance`` (per-account ledgers, balance transactions, payouts)), each
+with its own ``ROUTES``; what several of them share is in ``_common`` (lists, look-ups, amount
+and currency), ``_pm_common`` (PaymentMethods) and ``_intent_common`` (both kinds
 of intent). ``ROUTES``, the table ``emulator.Emulator`` dispatches on, is assembled here, and the
 operations and triggers (``create_dispute``, ``fail_refund``, ``complete_pi_authentication``,
-``complete_si_authentication``, ``complete_onboarding``) are re-exported, so ``api.<name>`` works
+``complete_si_authentication``, ``complete_onboarding``, ``restrict_account``, ``close_dispute``,
+``release_funds``, ``settle_payout``) are re-exported, so ``api.<name>`` works
 as before the split.
 """
 
 from __future__ import annotations
 
 from . import (
+    balance,
     charges,
     connect,
     customers,
@@ -26,17 +30,19 @@ from . import (
     payment_methods,
     refunds,
     setup_intents,
+    transfers,
 )
 from ._common import CURRENCIES, MAX_AMOUNT, MIN_AMOUNT, Operation, Route
 from ._intent_common import AUTH_FAILURE_MESSAGE, CONFIRMABLE
-from .charges import (
-    balance_transactions_retrieve,
-    charges_list,
-    charges_retrieve,
-    create_dispute,
-    disputes_retrieve,
+from .balance import ACCOUNT_SCOPED, balance_transactions_retrieve, release_funds, settle_payout
+from .charges import charges_list, charges_retrieve, close_dispute, create_dispute, disputes_retrieve
+from .connect import (
+    account_links_create,
+    accounts_create,
+    accounts_retrieve,
+    complete_onboarding,
+    restrict_account,
 )
-from .connect import account_links_create, accounts_create, accounts_retrieve, complete_onboarding
 from .customers import (
     customers_create,
     customers_delete,
@@ -94,9 +100,12 @@ ROUTES: list[Route] = [
     *refunds.ROUTES,
     *events.ROUTES,
     *connect.ROUTES,
+    *transfers.ROUTES,
+    *balance.ROUTES,
 ]
 
 __all__ = [
+    "ACCOUNT_SCOPED", "close_dispute", "release_funds", "restrict_account", "settle_payout",
     "AUTH_FAILURE_MESSAGE", "CANCELLATION_REASONS", "CONFIRMABLE", "CURRENCIES", "MAX_AMOUNT",
     "MIN_AMOUNT", "REFUND_REASONS", "ROUTES", "Operation", "Route",
     "account_links_create", "accounts_create", "accounts_retrieve",

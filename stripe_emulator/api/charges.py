@@ -10,10 +10,14 @@ from ..errors import invalid, missing
 from ..params import get_str
 from ..store import Context, State
 from ._common import Route, _page, _require
+from .balance import book
 
 
 def charges_retrieve(st: State, ctx: Context, p: dict, ch_id: str) -> dict:
-    return _require(st, "charge", ch_id)
+    ch = st.owned("charge", ch_id, ctx.account)  # a connected account's py_ with its header
+    if ch is None:
+        raise missing("charge", ch_id)
+    return ch
 
 
 def charges_list(st: State, ctx: Context, p: dict) -> dict:
@@ -24,10 +28,6 @@ def charges_list(st: State, ctx: Context, p: dict) -> dict:
     if customer is not None:
         return _page(st, st.by_customer.get(("charge", customer)), "/v1/charges", p)
     return _page(st, st.lists["charge"], "/v1/charges", p)
-
-
-def balance_transactions_retrieve(st: State, ctx: Context, p: dict, txn_id: str) -> dict:
-    return _require(st, "balance_transaction", txn_id)
 
 
 def disputes_retrieve(st: State, ctx: Context, p: dict, dp_id: str) -> dict:
@@ -43,16 +43,52 @@ def create_dispute(st: State, ctx: Context, ch_id: str, reason: str = "fraudulen
     if ch["disputed"]:
         raise invalid(f"Charge {ch_id} is already disputed.")
     dp = objects.dispute(dpid=objects.new_id("dp"), now=st.now(), ch=ch, reason=reason)
+    # The disputed amount and Stripe's dispute fee leave the platform's balance at once (on a
+    # destination charge too: the platform is liable, Stripe's "Disputes on Connect platforms").
+    txn = book(st, None, amount=-dp["amount"], type_="adjustment", source=dp["id"],
+               description=f"Chargeback withdrawal for {ch_id}", currency=ch["currency"],
+               fee_details=[{"amount": DISPUTE_FEE, "application": None,
+                             "currency": ch["currency"], "description": "Dispute fee",
+                             "type": "stripe_fee"}])
+    txn["reporting_category"] = "dispute"
+    dp["balance_transactions"] = [txn]
     st.add(dp)
     ch["disputed"] = True
     st.record_event(ctx, "charge.dispute.created", dp)
+    st.record_event(ctx, "charge.dispute.funds_withdrawn", dp)
+    return dp
+
+
+DISPUTE_FEE = 1500
+
+
+def close_dispute(st: State, ctx: Context, dp_id: str, outcome: str) -> dict:
+    """Emulator-only: the card network decides. ``won``: the amount comes back
+    (``charge.dispute.funds_reinstated``; the fee does not); ``lost``: it stays with the card
+    holder. Either way ``charge.dispute.closed``."""
+    dp = st.get("dispute", dp_id)
+    if dp is None:
+        raise missing("dispute", dp_id)
+    if outcome not in ("won", "lost"):
+        raise invalid(f"Invalid outcome: {outcome!r} (won or lost).", param="outcome")
+    if dp["status"] in ("won", "lost", "warning_closed"):
+        raise invalid(f"Dispute {dp_id} is already closed ({dp['status']}).")
+    previous = {"status": dp["status"]}
+    dp["status"] = outcome
+    dp["evidence_details"]["submission_count"] = max(dp["evidence_details"]["submission_count"], 1)
+    if outcome == "won":
+        txn = book(st, None, amount=dp["amount"], type_="adjustment", source=dp_id,
+                   description=f"Chargeback reversal for {dp['charge']}", at_once=True,
+                   currency=dp["currency"])
+        txn["reporting_category"] = "dispute_reversal"
+        dp["balance_transactions"] = dp["balance_transactions"] + [txn]
+        st.record_event(ctx, "charge.dispute.funds_reinstated", dp, previous_attributes=previous)
+    st.record_event(ctx, "charge.dispute.closed", dp, previous_attributes=previous)
     return dp
 
 
 ROUTES: list[Route] = [
     ("GET", "/v1/charges", "charges.list", charges_list),
     ("GET", "/v1/charges/{id}", "charges.retrieve", charges_retrieve),
-    ("GET", "/v1/balance_transactions/{id}", "balance_transactions.retrieve",
-     balance_transactions_retrieve),
     ("GET", "/v1/disputes/{id}", "disputes.retrieve", disputes_retrieve),
 ]

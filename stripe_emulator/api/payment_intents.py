@@ -29,6 +29,8 @@ from ._intent_common import (
     _unexpected_state,
 )
 from ._pm_common import _attach
+from .connect import require_transfers_capability
+from .transfers import check_destination_charge, destination_charge_captured
 
 CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
 
@@ -52,6 +54,7 @@ def payment_intents_create(st: State, ctx: Context, p: dict) -> dict:
             raise param_missing("transfer_data[destination]")
         _require(st, "account", destination, param="transfer_data[destination]")
         transfer_data = {"amount": get_int(td, "amount"), "destination": destination}
+    check_destination_charge(st, p, amount)
     pm_types = _pm_types(p)
     pm = _intent_pm(st, p, customer)
     pi = objects.payment_intent(
@@ -133,6 +136,9 @@ def _confirm_pi(st: State, ctx: Context, pi: dict, off_session: bool,
                       "method. To confirm the PaymentIntent with cus, provide a payment_method "
                       "or payment_method_data.", code="payment_intent_unexpected_state",
                       param="payment_method")
+    destination = (pi.get("transfer_data") or {}).get("destination")
+    if destination is not None:  # it may have lost the capability since the intent was made
+        require_transfers_capability(st, destination, "transfer_data[destination]")
     pm = st.objects[pi["payment_method"]]
     meta = st.pm_meta[pm["id"]]
     behaviour = BEHAVIOURS[meta["behaviour"]]
@@ -161,7 +167,9 @@ def _charge_pi(st: State, ctx: Context, pi: dict, pm: dict, three_d_secure: bool
         txn = objects.balance_transaction(txnid=objects.new_id("txn"), now=now,
                                           amount=pi["amount"], currency=pi["currency"],
                                           source=chid, type_="charge",
-                                          description=pi["description"])
+                                          description=pi["description"],
+                                          available_on=now if behaviour.available_at_once
+                                          else None)
         st.add(txn)
         txn_id = txn["id"]
     ch = objects.charge(chid=chid, now=now, pi=pi, pm=pm, captured=capture, paid=True,
@@ -179,6 +187,7 @@ def _charge_pi(st: State, ctx: Context, pi: dict, pm: dict, three_d_secure: bool
     if pm["customer"] is None:
         meta["consumed"] = True
     if capture:
+        destination_charge_captured(st, ctx, pi, ch)
         pi["status"] = "succeeded"
         pi["amount_received"] = pi["amount"]
         st.record_event(ctx, "payment_intent.succeeded", pi)
@@ -234,14 +243,25 @@ def payment_intents_capture(st: State, ctx: Context, p: dict, pi_id: str) -> dic
         raise invalid("The amount to capture must be positive and no more than the amount "
                       "capturable.", param="amount_to_capture", code="amount_too_large")
     ch = st.objects[pi["latest_charge"]]
-    txn = objects.balance_transaction(txnid=objects.new_id("txn"), now=st.now(), amount=amount,
+    meta = st.pm_meta.get(ch["payment_method"]) or {}
+    at_once = BEHAVIOURS[meta.get("behaviour") or "success"].available_at_once
+    now = st.now()
+    txn = objects.balance_transaction(txnid=objects.new_id("txn"), now=now, amount=amount,
                                       currency=pi["currency"], source=ch["id"], type_="charge",
-                                      description=pi["description"])
+                                      description=pi["description"],
+                                      available_on=now if at_once else None)
     st.add(txn)
     ch["captured"] = True
     ch["amount_captured"] = amount
     ch["amount_refunded"] = ch["amount"] - amount
     ch["balance_transaction"] = txn["id"]
+    if "application_fee_amount" in p:
+        pi["application_fee_amount"] = get_int(p, "application_fee_amount")
+        check_destination_charge(st, {"transfer_data": pi["transfer_data"],
+                                      "application_fee_amount": pi["application_fee_amount"]},
+                                 amount)
+        ch["application_fee_amount"] = pi["application_fee_amount"]
+    destination_charge_captured(st, ctx, pi, ch)
     pi["metadata"] = merge_metadata(pi["metadata"], p)
     pi["amount_received"] = amount
     pi["amount_capturable"] = 0

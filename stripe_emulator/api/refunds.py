@@ -16,6 +16,7 @@ from ..errors import invalid, missing
 from ..params import get_enum, get_int, get_str, merge_metadata
 from ..store import Context, State
 from ._common import Route, _page, _require
+from .transfers import check_refund_options, refund_connect_shares
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 FAILURE_REASONS = ("expired_or_canceled_card", "lost_or_stolen_card", "unknown")
@@ -65,6 +66,7 @@ def refunds_create(st: State, ctx: Context, p: dict) -> dict:
         raise invalid(f"Refund amount (${amount / 100:.2f}) is greater than unrefunded amount on "
                       f"charge (${remaining / 100:.2f})", param="amount", code="amount_too_large")
     reason = get_enum(p, "reason", REFUND_REASONS)
+    reverse_transfer, refund_app_fee = check_refund_options(ch, p)
     now = st.now()
     reid = objects.new_id("re")
     txn = objects.balance_transaction(txnid=objects.new_id("txn"), now=now, amount=-amount,
@@ -80,6 +82,7 @@ def refunds_create(st: State, ctx: Context, p: dict) -> dict:
     previous = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
     ch["amount_refunded"] += amount
     ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
+    refund_connect_shares(st, ctx, ch, re, reverse_transfer, refund_app_fee)
     _charge_refund_list(st, ch)
     st.record_event(ctx, "charge.refunded", ch, previous_attributes=previous)
     st.record_event(ctx, "refund.created", re)
@@ -98,7 +101,10 @@ def _charge_refund_list(st: State, ch: dict) -> None:
 
 
 def refunds_retrieve(st: State, ctx: Context, p: dict, re_id: str) -> dict:
-    return _require(st, "refund", re_id)
+    re = st.owned("refund", re_id, ctx.account)  # a connected account's pyr_ with its header
+    if re is None:
+        raise missing("refund", re_id)
+    return re
 
 
 def refunds_update(st: State, ctx: Context, p: dict, re_id: str) -> dict:

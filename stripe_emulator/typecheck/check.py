@@ -206,7 +206,9 @@ _LIST_ITEMS = {
     "customers": "customer", "payment_methods": "payment_method", "setup_intents": "setup_intent",
     "payment_intents": "payment_intent", "charges": "charge", "refunds": "refund",
     "disputes": "dispute", "events": "event", "accounts": "account",
-    "balance_transactions": "balance_transaction",
+    "balance_transactions": "balance_transaction", "transfers": "transfer",
+    "reversals": "transfer_reversal", "application_fees": "application_fee",
+    "capabilities": "capability", "payouts": "payout",
 }
 
 
@@ -227,7 +229,10 @@ def classify(body: Any) -> tuple[str, str]:
         if segment == "search":
             segment = url.rstrip("/").split("/")[-2]
         items = {o.get("object") for o in body.get("data") or [] if isinstance(o, dict)}
-        item = _LIST_ITEMS.get(segment) or (items.pop() if len(items) == 1 else None)
+        if segment == "refunds" and "/application_fees/" in url:
+            segment = "fee_refunds"  # /v1/application_fees/{id}/refunds lists fee refunds
+        item = ({"fee_refunds": "fee_refund"}.get(segment) or _LIST_ITEMS.get(segment)
+                or (items.pop() if len(items) == 1 else None))
         inner = _item_type(item) if item else "never"
         outer = "Stripe.ApiList" if obj == "list" else "Stripe.ApiSearchResult"
         return obj, f"{outer}<{inner}>"
@@ -527,6 +532,7 @@ def drive(recorder: Recorder) -> dict:
             "amount": 10000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa",
             "application_fee_amount": 1000, "transfer_data": {"destination": acct.id},
             "transfer_group": "lesson-42"})
+        _drive_connect(v1, control, expect_error)
 
         # --- charges, balance transactions ------------------------------------------------------
         for intent in (pi_a, pi_b, pi_manual, pi_void, pi_dest):
@@ -619,6 +625,123 @@ def drive(recorder: Recorder) -> dict:
         handle.stop()
         receiver.close()
         session.close()
+
+
+def _drive_connect(v1, control, expect_error) -> None:
+    """Connect money movement: an account with controller properties onboarded on the hosted
+    page, destination charges (refunded partly and wholly, with the transfer reversed and the
+    fee refunded), separate charges and transfers, reversals, application fees and their refunds,
+    balances and balance transactions per account, payouts (paid, failed, canceled), capabilities,
+    a restricted account, a won and a lost dispute, and their errors."""
+    acct = v1.accounts.create(params={
+        "controller": {"fees": {"payer": "application"}, "losses": {"payments": "application"},
+                       "stripe_dashboard": {"type": "express"}},
+        "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
+        "country": "US", "email": "teacher2@example.com", "metadata": {"user": "7"}})
+    on = {"stripe_account": acct.id}
+    v1.accounts.capabilities.list(acct.id)
+    v1.accounts.capabilities.retrieve(acct.id, "transfers")
+    expect_error(lambda: v1.payment_intents.create(params={
+        "amount": 5000, "currency": "usd", "transfer_data": {"destination": acct.id}}))
+    expect_error(lambda: v1.accounts.create(params={"type": "express", "controller": {
+        "stripe_dashboard": {"type": "express"}}}))
+    link = v1.account_links.create(params={"account": acct.id, "type": "account_onboarding",
+                                           "refresh_url": "https://x.test/refresh",
+                                           "return_url": "https://x.test/return"})
+    path = "/" + link.url.split("/", 3)[3]
+    control(path + "/complete")
+    v1.accounts.retrieve(acct.id)
+    v1.accounts.update(acct.id, params={"metadata": {"tier": "gold"}})
+    v1.accounts.capabilities.update(acct.id, "card_payments", params={"requested": True})
+    v1.accounts.list(params={"limit": 3})
+    # A destination charge with the platform's fee; refunded partly, then wholly.
+    pi = v1.payment_intents.create(params={
+        "amount": 5000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa",
+        "application_fee_amount": 500, "transfer_data": {"destination": acct.id},
+        "on_behalf_of": acct.id, "metadata": {"payment_id": "9"}})
+    ch = v1.charges.retrieve(pi.latest_charge, params={"expand": ["transfer", "application_fee"]})
+    tr_id, fee_id = ch.transfer.id, ch.application_fee.id
+    tr = v1.transfers.retrieve(tr_id)
+    py = v1.charges.retrieve(tr.destination_payment, options=on)
+    v1.balance_transactions.retrieve(py.balance_transaction, options=on)
+    v1.application_fees.retrieve(fee_id)
+    v1.application_fees.list(params={"charge": ch.id})
+    v1.refunds.create(params={"payment_intent": pi.id, "amount": 1999,
+                              "reverse_transfer": True, "refund_application_fee": True})
+    v1.refunds.create(params={"payment_intent": pi.id, "reverse_transfer": True,
+                              "refund_application_fee": True})
+    v1.transfers.retrieve(tr_id)
+    v1.transfers.reversals.list(tr_id)
+    v1.application_fees.retrieve(fee_id)
+    v1.application_fees.refunds.list(fee_id)
+    expect_error(lambda: v1.refunds.create(params={"payment_intent": pi.id}))
+    # Separate charge and transfer, tied to the charge; a reversal with its share of the fee.
+    funded = v1.payment_intents.create(params={
+        "amount": 8000, "currency": "usd", "confirm": True,
+        "payment_method": "pm_card_bypassPending"})
+    expect_error(lambda: v1.refunds.create(params={"payment_intent": funded.id,
+                                                   "reverse_transfer": True}))
+    tr2 = v1.transfers.create(params={"amount": 7200, "currency": "usd",
+                                      "destination": acct.id,
+                                      "source_transaction": funded.latest_charge,
+                                      "transfer_group": "payment-10",
+                                      "metadata": {"payment_id": "10"}})
+    expect_error(lambda: v1.transfers.create(params={
+        "amount": 900, "currency": "usd", "destination": acct.id,
+        "source_transaction": funded.latest_charge}))
+    expect_error(lambda: v1.transfers.create(params={"amount": 10**8, "currency": "usd",
+                                                     "destination": acct.id}))
+    v1.transfers.update(tr2.id, params={"metadata": {"note": "paid"}})
+    trr = v1.transfers.reversals.create(tr2.id, params={"amount": 1000})
+    v1.transfers.reversals.retrieve(tr2.id, trr.id)
+    v1.transfers.list(params={"destination": acct.id})
+    v1.transfers.list(params={"transfer_group": "payment-10"})
+    # A manual fee refund.
+    pi3 = v1.payment_intents.create(params={
+        "amount": 3000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa",
+        "application_fee_amount": 300, "transfer_data": {"destination": acct.id}})
+    fee3 = v1.charges.retrieve(pi3.latest_charge).application_fee
+    fr = v1.application_fees.refunds.create(fee3, params={"amount": 100})
+    v1.application_fees.refunds.retrieve(fee3, fr.id)
+    v1.application_fees.list(params={"limit": 10})
+    # Balances, ledgers, payouts.
+    v1.balance.retrieve()
+    v1.balance.retrieve(options=on)
+    control("/_emulator/balance/release", {"account": acct.id})
+    v1.balance_transactions.list(params={"limit": 100})
+    v1.balance_transactions.list(params={"limit": 100}, options=on)
+    v1.balance_transactions.list(params={"type": "payment"}, options=on)
+    po = v1.payouts.create(params={"amount": 1000, "currency": "usd",
+                                   "metadata": {"run": "1"}}, options=on)
+    control(f"/_emulator/payouts/{po.id}/settle", {"outcome": "paid"})
+    v1.payouts.retrieve(po.id, options=on)
+    v1.balance_transactions.list(params={"payout": po.id}, options=on)
+    po2 = v1.payouts.create(params={"amount": 500, "currency": "usd"}, options=on)
+    control(f"/_emulator/payouts/{po2.id}/settle", {"outcome": "failed"})
+    po3 = v1.payouts.create(params={"amount": 500, "currency": "usd"}, options=on)
+    v1.payouts.update(po3.id, params={"metadata": {"why": "test"}}, options=on)
+    v1.payouts.cancel(po3.id, options=on)
+    v1.payouts.list(options=on)
+    expect_error(lambda: v1.payouts.create(params={"amount": 10**8, "currency": "usd"},
+                                           options=on))
+    expect_error(lambda: v1.payouts.retrieve(po.id))
+    expect_error(lambda: v1.customers.list(options=on))
+    expect_error(lambda: v1.balance.retrieve(options={"stripe_account": "acct_missing"}))
+    # Disputes on destination charges: the platform is liable; one won, one lost.
+    for outcome in ("won", "lost"):
+        pi_d = v1.payment_intents.create(params={
+            "amount": 4000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa",
+            "application_fee_amount": 400, "transfer_data": {"destination": acct.id}})
+        dp = control(f"/_emulator/charges/{pi_d.latest_charge}/dispute",
+                     {"reason": "fraudulent"}).json()
+        control(f"/_emulator/disputes/{dp['id']}/close", {"outcome": outcome})
+        v1.disputes.retrieve(dp["id"])
+    # The account loses its capabilities: destination charges to it are refused.
+    control(f"/_emulator/accounts/{acct.id}/restrict")
+    v1.accounts.retrieve(acct.id)
+    expect_error(lambda: v1.payment_intents.create(params={
+        "amount": 5000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa",
+        "transfer_data": {"destination": acct.id}}))
 
 
 # --- canaries ------------------------------------------------------------------------------------
