@@ -44,12 +44,32 @@ def _proportion(total: int, part: int, whole: int) -> int:
     return (2 * total * part + whole) // (2 * whole) if whole else 0
 
 
+# index -> (the kind of object it lists, the field naming the parent)
+_CHILDREN = {"transfer_by_destination": ("transfer", "destination"),
+             "transfer_by_source": ("transfer", "source_transaction"),
+             "transfer_reversal": ("transfer_reversal", "transfer"),
+             "fee_by_charge": ("application_fee", "originating_transaction"),
+             "fee_refund": ("fee_refund", "fee")}
+
+
 def _child_list(st: State, kind: str, parent: str) -> IdList:
-    return st.by_parent.setdefault((kind, parent), IdList())
+    """The ids of ``parent``'s children, oldest first. Built from the objects the first time
+    (the state file keeps objects, not these indexes: after a load they are found again)."""
+    key = (kind, parent)
+    ids = st.by_parent.get(key)
+    if ids is None:
+        ids = st.by_parent[key] = IdList()
+        child_kind, field = _CHILDREN[kind]
+        for i in st.lists[child_kind].ids:
+            obj = st.objects[i]
+            if obj.get(field) == parent:
+                ids.append(i, obj.get("created"))
+    return ids
 
 
 def _refresh_list(st: State, obj: dict, field: str, kind: str, url: str) -> None:
-    ids = st.by_parent.get((kind, obj["id"]))
+    ids = _child_list(st, kind, obj["id"]) if kind in _CHILDREN else st.by_parent.get(
+        (kind, obj["id"]))
     page, has_more = ids.page(10, None, None) if ids else ([], False)
     obj[field] = objects.list_object(url, [st.objects[i] for i in page], has_more)
 
@@ -322,7 +342,7 @@ def transfers_update(st: State, ctx: Context, p: dict, tr_id: str) -> dict:
 
 def transfers_list(st: State, ctx: Context, p: dict) -> dict:
     destination, group = get_str(p, "destination"), get_str(p, "transfer_group")
-    ids = (st.by_parent.get(("transfer_by_destination", destination)) if destination
+    ids = (_child_list(st, "transfer_by_destination", destination) if destination
            else st.lists["transfer"])
     keep = (lambda i: st.objects[i]["transfer_group"] == group) if group else None
     return _page(st, ids, "/v1/transfers", p, keep)
@@ -366,7 +386,7 @@ def reversals_retrieve(st: State, ctx: Context, p: dict, tr_id: str, trr_id: str
 
 def reversals_list(st: State, ctx: Context, p: dict, tr_id: str) -> dict:
     _require(st, "transfer", tr_id)
-    return _page(st, st.by_parent.get(("transfer_reversal", tr_id)),
+    return _page(st, _child_list(st, "transfer_reversal", tr_id),
                  f"/v1/transfers/{tr_id}/reversals", p)
 
 
@@ -378,11 +398,10 @@ def application_fees_list(st: State, ctx: Context, p: dict) -> dict:
     charge = get_str(p, "charge")
     if charge is not None:
         # By the platform's charge (originating_transaction) or the account's payment.
-        ids = st.by_parent.get(("fee_by_charge", charge))
-        if ids is None:
-            keep = lambda i: st.objects[i]["charge"] == charge  # noqa: E731
-            return _page(st, st.lists["application_fee"], "/v1/application_fees", p, keep)
-        return _page(st, ids, "/v1/application_fees", p)
+        def keep(i: str) -> bool:
+            fee = st.objects[i]
+            return charge in (fee["originating_transaction"], fee["charge"])
+        return _page(st, st.lists["application_fee"], "/v1/application_fees", p, keep)
     return _page(st, st.lists["application_fee"], "/v1/application_fees", p)
 
 
@@ -414,7 +433,7 @@ def fee_refunds_retrieve(st: State, ctx: Context, p: dict, fee_id: str, fr_id: s
 
 def fee_refunds_list(st: State, ctx: Context, p: dict, fee_id: str) -> dict:
     _require(st, "application_fee", fee_id)
-    return _page(st, st.by_parent.get(("fee_refund", fee_id)),
+    return _page(st, _child_list(st, "fee_refund", fee_id),
                  f"/v1/application_fees/{fee_id}/refunds", p)
 
 
