@@ -115,6 +115,43 @@ class ChargeResult:
     amount_refunded: int
     refunded: bool
     disputed: bool
+    transfer_id: str | None = None  # a destination charge's transfer
+    application_fee_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountResult:
+    """A connected account: what onboarding and ``account.updated`` keep in step."""
+
+    id: str
+    charges_enabled: bool
+    payouts_enabled: bool
+    details_submitted: bool
+    transfers_active: bool
+    requirements_due: list[str]
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    id: str
+    amount: int
+    amount_reversed: int
+    destination: str | None
+    source_transaction: str | None
+    transfer_group: str | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BalanceTxn:
+    """One balance transaction of the platform or of a connected account."""
+
+    id: str
+    type: str
+    amount: int
+    fee: int
+    net: int
+    source: str | None
 
 
 @dataclass(frozen=True)
@@ -225,6 +262,14 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "refunds.list": ("GET", r"^/v1/refunds$"),
     "charges.retrieve": ("GET", r"^/v1/charges/[^/]+$"),
     "charges.list": ("GET", r"^/v1/charges$"),
+    "accounts.create": ("POST", r"^/v1/accounts$"),
+    "accounts.retrieve": ("GET", r"^/v1/accounts/[^/]+$"),
+    "account_links.create": ("POST", r"^/v1/account_links$"),
+    "transfers.create": ("POST", r"^/v1/transfers$"),
+    "transfers.list": ("GET", r"^/v1/transfers$"),
+    "transfers.retrieve": ("GET", r"^/v1/transfers/[^/]+$"),
+    "transfers.reversals.create": ("POST", r"^/v1/transfers/[^/]+/reversals$"),
+    "balance_transactions.list": ("GET", r"^/v1/balance_transactions$"),
 }
 
 # A try is not started with less than this left of the request's deadline: it could only time out.
@@ -554,14 +599,22 @@ def payment_intent_create(*, amount_cents: int, idempotency_key: str, metadata: 
                           customer_id: str | None = None, card: CardInput | None = None,
                           payment_method_id: str | None = None, save_card: bool = False,
                           off_session: bool = False, confirm: bool = True,
-                          return_url: str | None = None, description: str = "") -> IntentResult:
-    """One call: a USD PaymentIntent for the card, confirmed at once unless ``confirm`` is False."""
+                          return_url: str | None = None, description: str = "",
+                          destination_account_id: str | None = None,
+                          application_fee_cents: int | None = None) -> IntentResult:
+    """One call: a USD PaymentIntent for the card, confirmed at once unless ``confirm`` is False.
+    With ``destination_account_id``, a destination charge in the same call: the amount goes to that
+    connected account and ``application_fee_cents`` comes back to the platform."""
     params: dict[str, Any] = {
         "amount": amount_cents,
         "currency": "usd",
         "allowed_payment_method_types": ["card"],
         "metadata": metadata,
     }
+    if destination_account_id:
+        params["transfer_data"] = {"destination": destination_account_id}
+        params["application_fee_amount"] = int(application_fee_cents or 0)
+        params["transfer_group"] = f"payment-{metadata.get('payment_id', '')}"
     if description:
         params["description"] = description
     if customer_id:
@@ -605,8 +658,14 @@ def payment_method_retrieve(payment_method_id: str) -> PaymentMethodInfo:
 
 
 def refund_create(*, payment_intent_id: str, amount_cents: int, idempotency_key: str,
-                  metadata: dict[str, str], reason: str | None = None) -> RefundResult:
+                  metadata: dict[str, str], reason: str | None = None,
+                  reverse_split: bool = False) -> RefundResult:
+    """``reverse_split``: a destination charge's refund, which takes back the teacher's transfer
+    and refunds the platform's fee in proportion (``reverse_transfer``, ``refund_application_fee``)."""
     params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": amount_cents, "metadata": metadata}
+    if reverse_split:
+        params["reverse_transfer"] = True
+        params["refund_application_fee"] = True
     if reason:
         params["reason"] = reason  # duplicate, fraudulent or requested_by_customer
     return _refund(_call("refunds.create", lambda: _client().v1.refunds.create(
@@ -627,11 +686,104 @@ def _charge(charge: Any) -> ChargeResult:
         amount_refunded=int(charge.get("amount_refunded") or 0),
         refunded=bool(charge.get("refunded")),
         disputed=bool(charge.get("disputed")),
+        transfer_id=_id_of(charge.get("transfer")),
+        application_fee_id=_id_of(charge.get("application_fee")),
     )
 
 
 def charge_retrieve(charge_id: str) -> ChargeResult:
     return _charge(_call("charges.retrieve", lambda: _client().v1.charges.retrieve(charge_id)))
+
+
+# --- Connect -----------------------------------------------------------------------------------------------
+def _account(acct: Any) -> AccountResult:
+    acct = _plain(acct)
+    requirements = acct.get("requirements") or {}
+    due = list(dict.fromkeys([*(requirements.get("past_due") or []), *(requirements.get("currently_due") or [])]))
+    return AccountResult(
+        id=acct["id"], charges_enabled=bool(acct.get("charges_enabled")),
+        payouts_enabled=bool(acct.get("payouts_enabled")), details_submitted=bool(acct.get("details_submitted")),
+        transfers_active=(acct.get("capabilities") or {}).get("transfers") == "active",
+        requirements_due=due,
+    )
+
+
+def account_create(*, email: str, teacher_id: int, idempotency_key: str) -> AccountResult:
+    """The teacher's connected account, with controller properties as Stripe recommends for new
+    platforms: Express dashboard, the platform pays Stripe's fees and carries the losses, Stripe
+    collects the requirements; ``card_payments`` and ``transfers`` requested."""
+    params = {
+        "controller": {"fees": {"payer": "application"}, "losses": {"payments": "application"},
+                       "requirement_collection": "stripe", "stripe_dashboard": {"type": "express"}},
+        "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
+        "country": "US", "email": email, "metadata": {"teacher_id": str(teacher_id)},
+    }
+    return _account(_call("accounts.create", lambda: _client().v1.accounts.create(
+        params=params, options=_options(idempotency_key))))
+
+
+def account_retrieve(account_id: str) -> AccountResult:
+    return _account(_call("accounts.retrieve", lambda: _client().v1.accounts.retrieve(account_id)))
+
+
+def account_link_create(*, account_id: str, refresh_url: str, return_url: str) -> str:
+    """A fresh hosted-onboarding link (single use, minutes long): its URL."""
+    link = _call("account_links.create", lambda: _client().v1.account_links.create(params={
+        "account": account_id, "type": "account_onboarding", "refresh_url": refresh_url,
+        "return_url": return_url}))
+    return _plain(link)["url"]
+
+
+def _transfer(tr: Any) -> TransferResult:
+    tr = _plain(tr)
+    return TransferResult(
+        id=tr["id"], amount=int(tr.get("amount") or 0), amount_reversed=int(tr.get("amount_reversed") or 0),
+        destination=_id_of(tr.get("destination")), source_transaction=_id_of(tr.get("source_transaction")),
+        transfer_group=tr.get("transfer_group"), metadata=dict(tr.get("metadata") or {}),
+    )
+
+
+def transfer_create(*, amount_cents: int, destination_account_id: str, source_charge_id: str,
+                    transfer_group: str, metadata: dict[str, str], idempotency_key: str) -> TransferResult:
+    """A teacher's owed share, paid from the charge it came from (``source_transaction``: usable
+    while the charge's funds are still pending)."""
+    return _transfer(_call("transfers.create", lambda: _client().v1.transfers.create(params={
+        "amount": amount_cents, "currency": "usd", "destination": destination_account_id,
+        "source_transaction": source_charge_id, "transfer_group": transfer_group, "metadata": metadata,
+    }, options=_options(idempotency_key))))
+
+
+def transfers_for_group(transfer_group: str) -> list[TransferResult]:
+    return _list_all("transfers.list", lambda: _client().v1.transfers, _transfer, None,
+                     {"transfer_group": transfer_group})
+
+
+def transfer_reverse(*, transfer_id: str, amount_cents: int, idempotency_key: str,
+                     metadata: dict[str, str]) -> TransferResult:
+    """Take ``amount_cents`` of a transfer back from the teacher's account; the transfer after it."""
+    _call("transfers.reversals.create", lambda: _client().v1.transfers.reversals.create(
+        transfer_id, params={"amount": amount_cents, "metadata": metadata}, options=_options(idempotency_key)))
+    return _transfer(_call("transfers.retrieve", lambda: _client().v1.transfers.retrieve(transfer_id)))
+
+
+def _balance_txn(txn: Any) -> BalanceTxn:
+    txn = _plain(txn)
+    return BalanceTxn(id=txn["id"], type=txn.get("type") or "", amount=int(txn.get("amount") or 0),
+                      fee=int(txn.get("fee") or 0), net=int(txn.get("net") or 0), source=_id_of(txn.get("source")))
+
+
+def balance_transactions_all(*, account_id: str | None = None) -> list[BalanceTxn]:
+    """Every balance transaction of the platform, or of a connected account (``Stripe-Account``)."""
+    options = {"stripe_account": account_id} if account_id else {}
+    params: dict[str, Any] = {"limit": LIST_PAGE_SIZE}
+    found: list[BalanceTxn] = []
+    while True:
+        page = _call("balance_transactions.list", lambda: _client().v1.balance_transactions.list(
+            params=dict(params), options=options))
+        found.extend(_balance_txn(item) for item in page.data)
+        if not page.has_more or not page.data:
+            return found
+        params["starting_after"] = page.data[-1].id
 
 
 # --- whole lists, for the consistency check (lists are consistent at Stripe; search is not) --------------

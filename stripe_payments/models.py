@@ -142,6 +142,10 @@ class Payment(models.Model):
     # The client's Idempotency-Key of the request that made it: a retry of that request (after a
     # 5xx, or a worker that died) finds and resumes this payment, under the same Stripe key.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # The teacher's connected account when the payment was made and it could receive transfers:
+    # the charge is then a destination charge to it (frozen with the row, as a retry under the same
+    # Stripe key must send the same parameters). Empty: a platform charge, the share owed.
+    destination_account_id = models.CharField(max_length=255, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -285,3 +289,125 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_event_id} ({self.status})"
+
+
+# --- Stripe Connect: teachers' accounts, what they are paid, and the ledger ---------------------------
+class ConnectedAccount(models.Model):
+    """A teacher's Stripe connected account (controller properties: Express dashboard, the platform
+    pays the fees and carries the losses), kept in step with Stripe by ``account.updated``."""
+
+    teacher = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="connected_account")
+    stripe_account_id = models.CharField(max_length=255, unique=True)
+    charges_enabled = models.BooleanField(default=False)
+    payouts_enabled = models.BooleanField(default=False)
+    details_submitted = models.BooleanField(default=False)
+    # The `transfers` capability is active: only then is a payment a destination charge to it.
+    transfers_active = models.BooleanField(default=False)
+    requirements_due = models.JSONField(default=list, blank=True)
+    # Stripe's `created` (Unix seconds) of the newest account state applied: an older event that
+    # arrives late never overwrites a newer state.
+    synced_at = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_account_id} (teacher {self.teacher_id})"
+
+    @property
+    def can_receive_transfers(self) -> bool:
+        return self.transfers_active
+
+
+class TeacherTransferKind(models.TextChoices):
+    DESTINATION = "destination", "With the charge (destination charge)"  # Stripe moved it in the payment's call
+    PAYOUT = "payout", "Paid later (pay_out_teachers)"  # a transfer linked to the charge by source_transaction
+
+
+class TeacherTransferStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # row committed, Stripe called or its answer unknown
+    PAID = "paid", "Paid"  # Stripe made the transfer
+    FAILED = "failed", "Failed"  # Stripe refused it (the share stays owed)
+
+
+class TeacherTransfer(models.Model):
+    """The one transfer of a payment's teacher share to the teacher's connected account."""
+
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="teacher_transfer")
+    teacher = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    stripe_account_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=TeacherTransferKind.choices)
+    status = models.CharField(max_length=16, choices=TeacherTransferStatus.choices,
+                              default=TeacherTransferStatus.PENDING)
+    amount_cents = models.BigIntegerField()
+    # What of it was taken back at Stripe (refunds, lost disputes): a transfer reversal's total.
+    reversed_cents = models.BigIntegerField(default=0)
+    stripe_transfer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="teacher_transfer_amount_positive"),
+            models.CheckConstraint(condition=Q(reversed_cents__gte=0, reversed_cents__lte=F("amount_cents")),
+                                   name="teacher_transfer_reversed_within_amount"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Transfer #{self.pk} {self.amount_cents}c {self.status}"
+
+
+class LedgerAccount(models.TextChoices):
+    """Where each cent of a payment is. Every movement's rows sum to zero."""
+
+    STUDENT = "student", "Students"  # negative: paid in by students; refunds and chargebacks give back
+    PLATFORM_FEES = "platform_fees", "Platform fees"  # the platform's 10%
+    TEACHER_OWED = "teacher_owed", "Owed to teachers"  # a teacher's share still on the platform's balance
+    TEACHER_PAID = "teacher_paid", "Paid to teachers"  # on the teacher's connected account
+    DISPUTES = "disputes", "Disputed"  # taken back by card holders' disputes (until won)
+
+
+class LedgerKind(models.TextChoices):
+    CHARGE = "charge", "Charge"  # the student's payment (STUDENT)
+    FEE = "fee", "Platform fee"  # the fee of a charge (PLATFORM_FEES)
+    TEACHER_SHARE = "teacher_share", "Teacher share"  # the share of a charge (TEACHER_OWED)
+    TRANSFER = "transfer", "Transfer"  # owed -> paid
+    REFUND = "refund", "Refund"  # back to the student, fee and share in the cumulative split
+    REVERSAL = "reversal", "Transfer reversal"  # a paid share taken back for a refund
+    DISPUTE = "dispute", "Dispute"  # a chargeback takes the fee and the share
+    DISPUTE_WON = "dispute_won", "Dispute won"  # a won dispute gives them back
+
+
+class LedgerEntry(models.Model):
+    """One row of the append-only, double-entry ledger, in integer cents. Rows of one movement
+    share ``movement`` (derived from the row or Stripe object that caused it, so a movement is
+    written once) and sum to zero; they are written in the transaction of the state change."""
+
+    movement = models.CharField(max_length=100)
+    account = models.CharField(max_length=16, choices=LedgerAccount.choices)
+    kind = models.CharField(max_length=16, choices=LedgerKind.choices)
+    amount_cents = models.BigIntegerField()
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="ledger_entries")
+    teacher = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    stripe_object_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["movement", "account"], name="ledger_movement_account_unique"),
+        ]
+        indexes = [models.Index(fields=["teacher", "created_at"])]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"{self.movement} {self.account} {self.amount_cents:+d}c"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("The ledger is append-only: write a new movement instead of changing a row.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("The ledger is append-only.")

@@ -28,7 +28,7 @@ from ..decline_messages import customer_message
 from ..gateway import CardFailure, IntentResult
 from ..models import PAYMENT_TRANSITIONS, Payment, PaymentStatus, RefundKind, RefundRequest
 from ..money import split_refunded
-from . import cards
+from . import cards, ledger, payouts
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,10 @@ def _status_for(intent: IntentResult, current: str) -> str:
 
 
 def _on_succeeded(payment: Payment, intent: IntentResult) -> None:
-    """The locked, succeeded payment's booking (once), its notices, and its card if asked to keep it."""
+    """The locked, succeeded payment's ledger movements and booking (once), its notices, and its
+    card if asked to keep it."""
+    ledger.post_charge(payment=payment)
+    payouts.record_destination_share(payment=payment)
     booking, created = booking_create_for_payment(payment=payment)
     if created:
         notifications.payment_receipt(payment_id=payment.pk)
@@ -178,6 +181,9 @@ def payment_apply_refund(*, payment: Payment, refund: RefundRequest, sign: int =
         raise InvalidState("The refunds would exceed the payment.")
     split = split_refunded(amount_cents=payment.amount_cents, admin_fee_cents=payment.admin_fee_cents,
                            refunded_cents=refunded)
+    fee_part = abs(split.admin_fee_cents - payment.refunded_admin_fee_cents)
+    share_part = abs(split.teacher_amount_cents - payment.refunded_teacher_cents)
+    ledger.post_refund(payment=payment, refund=refund, fee_cents=fee_part, share_cents=share_part, sign=sign)
     payment.refunded_cents = refunded
     payment.refunded_admin_fee_cents = split.admin_fee_cents
     payment.refunded_teacher_cents = split.teacher_amount_cents

@@ -29,7 +29,7 @@ from ..cards import CardInput, card_brand
 from ..gateway import CardError, CardFailure, IntentResult
 from ..models import Payment, PaymentStatus, SavedPaymentMethod
 from ..money import split_amount
-from . import cards, lifecycle
+from . import cards, lifecycle, payouts
 from .common import AuthenticationRequired, ensure_student, return_url
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ def _new_payment(*, student, gig: Gig, idempotency_key: str | None, save_card: b
                 currency="usd", status=PaymentStatus.PROCESSING, save_card=save_card, scheduled_at=scheduled_at,
                 card_brand=brand, card_last4=last4, stripe_payment_method_id=pm_id, stripe_customer_id=customer_id,
                 idempotency_key=idempotency_key or None,
+                destination_account_id=payouts.destination_for(gig.teacher_id),
             )
     except IntegrityError:
         if not idempotency_key:
@@ -99,6 +100,15 @@ def _new_payment(*, student, gig: Gig, idempotency_key: str | None, save_card: b
 
 def _metadata(payment: Payment) -> dict[str, str]:
     return {"payment_id": str(payment.pk), "gig_id": str(payment.gig_id), "student_id": str(payment.student_id)}
+
+
+def _destination(payment: Payment) -> dict:
+    """A destination charge's parameters, frozen on the row: the share goes to the teacher's
+    connected account in the same call and the platform's fee comes back (never a second call)."""
+    if not payment.destination_account_id:
+        return {}
+    return {"destination_account_id": payment.destination_account_id,
+            "application_fee_cents": payment.admin_fee_cents}
 
 
 def _description(payment: Payment) -> str:
@@ -162,7 +172,7 @@ def _charge(payment: Payment, *, card: CardInput | None, off_session: bool) -> P
             customer_id=payment.stripe_customer_id or None, card=card,
             payment_method_id=None if card is not None else (payment.stripe_payment_method_id or None),
             save_card=payment.save_card, off_session=off_session, return_url=return_url(),
-            description=_description(payment),
+            description=_description(payment), **_destination(payment),
         )
     except CardError as exc:
         lifecycle.payment_fail(payment_id=payment.pk, failure=exc.failure, payment_intent_id=exc.payment_intent_id)
@@ -304,7 +314,7 @@ def payment_intent_create_for_client(*, student, gig_id: int, idempotency_key: s
     intent = gateway.payment_intent_create(
         amount_cents=payment.amount_cents, idempotency_key=keys.payment_key(payment), metadata=_metadata(payment),
         customer_id=payment.stripe_customer_id or None, confirm=False,
-        description=_description(payment),
+        description=_description(payment), **_destination(payment),
     )
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)

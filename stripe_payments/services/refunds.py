@@ -126,6 +126,7 @@ def _issue(refund: RefundRequest, *, key: str, metadata: dict[str, str]) -> Refu
         payment_intent_id=payment.stripe_payment_intent_id, amount_cents=refund.amount_cents,
         idempotency_key=key, reason=_STRIPE_REASON.get(refund.kind),
         metadata={"payment_id": str(payment.pk), "kind": refund.kind, **metadata},
+        reverse_split=bool(payment.destination_account_id),
     )
     return _record_result(refund, result)
 

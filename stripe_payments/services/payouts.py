@@ -1,0 +1,203 @@
+"""Paying teachers what the platform owes them, and taking back what refunds reversed.
+
+- A payment for a teacher whose connected account can receive transfers is a destination charge:
+  Stripe moves the share in the payment's own call (``record_destination_share``, at settle).
+- Otherwise the share is owed (ledger ``teacher_owed``). ``pay_out_teachers`` pays it once the
+  account can receive transfers: one transfer per payment, linked to its charge by
+  ``source_transaction``, under a Stripe idempotency key derived from the committed
+  ``TeacherTransfer`` row. A rerun (after a crash, or run twice at once) finds that row and calls
+  Stripe again with the same key, so Stripe transfers once; a row whose key may have expired
+  (over 23 hours) is first looked for at Stripe by its transfer group.
+- A refund of a paid-out share is taken back by a transfer reversal (``reverse_paid_shares``),
+  each under a key naming the cumulative total it brings the reversal to, so a rerun reverses once.
+  A destination charge's refund reverses the share in Stripe's refund call itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import gateway, keys
+from ..models import (
+    CHARGED_STATUSES,
+    ConnectedAccount,
+    LedgerAccount,
+    LedgerEntry,
+    Payment,
+    PaymentStatus,
+    TeacherTransfer,
+    TeacherTransferKind,
+    TeacherTransferStatus,
+)
+from . import ledger
+
+logger = logging.getLogger(__name__)
+
+# Stripe keeps idempotency keys 24 hours: a pending row older than this is looked for first.
+KEY_SAFE_AGE = timedelta(hours=23)
+
+
+def destination_for(teacher_id: int) -> str:
+    """The connected account a new payment to this teacher goes to, or "" (a platform charge)."""
+    account = ConnectedAccount.objects.filter(teacher_id=teacher_id, transfers_active=True).first()
+    return account.stripe_account_id if account is not None else ""
+
+
+def record_destination_share(*, payment: Payment) -> None:
+    """A destination charge succeeded (the payment locked by the caller): its share is on the
+    teacher's account already; record the transfer and its ledger movement, once."""
+    if not payment.destination_account_id or payment.teacher_amount_cents <= 0:
+        return
+    transfer = TeacherTransfer.objects.filter(payment_id=payment.pk).first()
+    if transfer is None:
+        try:
+            with transaction.atomic():
+                transfer = TeacherTransfer.objects.create(
+                    payment=payment, teacher_id=payment.teacher_id, stripe_account_id=payment.destination_account_id,
+                    kind=TeacherTransferKind.DESTINATION, status=TeacherTransferStatus.PAID,
+                    amount_cents=payment.teacher_amount_cents)
+        except IntegrityError:
+            transfer = TeacherTransfer.objects.get(payment_id=payment.pk)
+    ledger.post_transfer(transfer=transfer, payment=payment)
+
+
+def _transfer_key(transfer: TeacherTransfer, step: str = "create") -> str:
+    return keys.row_key("transfer", transfer.pk, transfer.created_at, step)
+
+
+def _group(payment_id: int) -> str:
+    return f"payment-{payment_id}"
+
+
+@dataclass
+class PayoutRun:
+    paid: list[int] = field(default_factory=list)  # teacher transfer ids paid in this run
+    paid_cents: int = 0
+    pending: list[int] = field(default_factory=list)  # Stripe's answer not known: the next run retries
+    failed: list[int] = field(default_factory=list)
+    reversed_cents: int = 0
+    reversals: int = 0
+
+
+def _payable_payment_ids() -> list[int]:
+    """Platform charges of teachers whose account can receive transfers now, with a share still
+    owed and no transfer row yet, or one pending."""
+    teachers = ConnectedAccount.objects.filter(transfers_active=True).values_list("teacher_id", flat=True)
+    owed = (LedgerEntry.objects.filter(account=LedgerAccount.TEACHER_OWED, teacher_id__in=teachers)
+            .values_list("payment_id", flat=True).distinct())
+    return list(Payment.objects.filter(pk__in=owed, destination_account_id="", status__in=CHARGED_STATUSES)
+                .exclude(status=PaymentStatus.DISPUTED)
+                .exclude(teacher_transfer__status__in=[TeacherTransferStatus.PAID, TeacherTransferStatus.FAILED])
+                .order_by("pk").values_list("pk", flat=True))
+
+
+def _claim(payment_id: int) -> TeacherTransfer | None:
+    """The payment's transfer row: committed with the amount owed before Stripe is called (or the
+    pending one an earlier run left)."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        existing = TeacherTransfer.objects.select_for_update().filter(payment_id=payment_id).first()
+        if existing is not None:
+            return existing if existing.status == TeacherTransferStatus.PENDING else None
+        account = ConnectedAccount.objects.filter(teacher_id=payment.teacher_id, transfers_active=True).first()
+        owed = ledger.owed_for_payment(payment_id)
+        if account is None or owed <= 0 or not payment.stripe_charge_id:
+            return None
+        return TeacherTransfer.objects.create(
+            payment=payment, teacher_id=payment.teacher_id, stripe_account_id=account.stripe_account_id,
+            kind=TeacherTransferKind.PAYOUT, amount_cents=owed)
+
+
+def _send(transfer: TeacherTransfer) -> gateway.TransferResult:
+    payment = transfer.payment
+    if timezone.now() - transfer.created_at > KEY_SAFE_AGE:
+        for found in gateway.transfers_for_group(_group(payment.pk)):
+            if found.metadata.get("teacher_transfer_id") == str(transfer.pk):
+                return found
+    return gateway.transfer_create(
+        amount_cents=transfer.amount_cents, destination_account_id=transfer.stripe_account_id,
+        source_charge_id=payment.stripe_charge_id, transfer_group=_group(payment.pk),
+        metadata={"payment_id": str(payment.pk), "teacher_transfer_id": str(transfer.pk),
+                  "teacher_id": str(transfer.teacher_id)},
+        idempotency_key=_transfer_key(transfer))
+
+
+def _paid(transfer_id: int, result: gateway.TransferResult) -> TeacherTransfer:
+    with transaction.atomic():
+        payment_id = TeacherTransfer.objects.values_list("payment_id", flat=True).get(pk=transfer_id)
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        transfer = TeacherTransfer.objects.select_for_update().get(pk=transfer_id)
+        if transfer.status != TeacherTransferStatus.PAID:
+            transfer.status = TeacherTransferStatus.PAID
+            transfer.stripe_transfer_id = result.id
+            transfer.save(update_fields=["status", "stripe_transfer_id", "updated_at"])
+        ledger.post_transfer(transfer=transfer, payment=payment)
+    return transfer
+
+
+def _failed(transfer_id: int, message: str) -> None:
+    with transaction.atomic():
+        transfer = TeacherTransfer.objects.select_for_update().get(pk=transfer_id)
+        if transfer.status == TeacherTransferStatus.PENDING:
+            transfer.status = TeacherTransferStatus.FAILED
+            transfer.failure_message = message[:500]
+            transfer.save(update_fields=["status", "failure_message", "updated_at"])
+
+
+def pay_out_teachers() -> PayoutRun:
+    """Pay every owed share that can be paid now, then reverse what refunds took back."""
+    run = PayoutRun()
+    for payment_id in _payable_payment_ids():
+        transfer = _claim(payment_id)
+        if transfer is None:
+            continue
+        try:
+            result = _send(transfer)
+        except gateway.ProviderInvalidRequest as exc:
+            logger.error("transfer %s of payment %s refused by Stripe: %s", transfer.pk, payment_id, exc.message)
+            _failed(transfer.pk, exc.message)
+            run.failed.append(transfer.pk)
+            continue
+        except gateway.GatewayError as exc:  # unreachable, timed out: the row stays pending
+            logger.warning("transfer %s of payment %s: %s; retried by the next run", transfer.pk, payment_id,
+                           type(exc).__name__)
+            run.pending.append(transfer.pk)
+            continue
+        _paid(transfer.pk, result)
+        run.paid.append(transfer.pk)
+        run.paid_cents += transfer.amount_cents
+    reverse_paid_shares(run)
+    return run
+
+
+def reverse_paid_shares(run: PayoutRun | None = None) -> PayoutRun:
+    """Reverse at Stripe what the ledger took back from paid-out shares of platform charges."""
+    run = run or PayoutRun()
+    for transfer in TeacherTransfer.objects.filter(kind=TeacherTransferKind.PAYOUT, status=TeacherTransferStatus.PAID,
+                                                   stripe_transfer_id__isnull=False).order_by("pk"):
+        target = min(ledger.reversed_for_payment(transfer.payment_id), transfer.amount_cents)
+        if target <= transfer.reversed_cents:
+            continue
+        amount = target - transfer.reversed_cents
+        try:
+            gateway.transfer_reverse(
+                transfer_id=transfer.stripe_transfer_id, amount_cents=amount,
+                idempotency_key=_transfer_key(transfer, f"reverse-to-{target}"),
+                metadata={"payment_id": str(transfer.payment_id), "teacher_transfer_id": str(transfer.pk)})
+        except gateway.GatewayError as exc:
+            logger.warning("reversal of transfer %s to %s: %s; retried by the next run", transfer.pk, target,
+                           type(exc).__name__)
+            continue
+        with transaction.atomic():
+            locked = TeacherTransfer.objects.select_for_update().get(pk=transfer.pk)
+            if locked.reversed_cents < target:
+                locked.reversed_cents = target
+                locked.save(update_fields=["reversed_cents", "updated_at"])
+        run.reversals += 1
+        run.reversed_cents += amount
+    return run
