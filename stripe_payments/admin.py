@@ -7,23 +7,33 @@ width; Stripe ids are on the detail pages and searchable, not columns.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from linguaflex.errors import DomainError
 from linguaflex.money import format_dollars, format_dollars_and_cents
 
+from . import selectors_ledger
 from .models import (
+    ConnectedAccount,
+    LedgerEntry,
     Payment,
     RefundRequest,
     RefundRequestStatus,
     SavedPaymentMethod,
     StripeCustomer,
+    TeacherTransfer,
     WebhookEvent,
     WebhookEventStatus,
 )
@@ -279,3 +289,205 @@ class StripeCustomerAdmin(ReadOnlyAdmin):
     list_display = ["stripe_customer_id", "user", "created_at"]
     search_fields = ["user__email", "stripe_customer_id"]
     list_select_related = ["user"]
+
+
+# --- Stripe Connect and the ledger ------------------------------------------------------------------------
+def _payment_link(payment_id: int) -> str:
+    url = reverse("admin:stripe_payments_payment_change", args=[payment_id])
+    return format_html('<a href="{}">#{}</a>', url, payment_id)
+
+
+class PaymentIdSearchMixin:
+    """``=payment__id`` among the search fields only when the search is a number (another word would
+    make the integer lookup fail, and the changelist answer ``?e=1``)."""
+
+    def get_search_fields(self, request):
+        fields = super().get_search_fields(request)
+        return fields if request.GET.get("q", "").strip().isdigit() else [f for f in fields if f != "=payment__id"]
+
+
+@admin.register(ConnectedAccount)
+class ConnectedAccountAdmin(ReadOnlyAdmin):
+    """Kept in step with Stripe by ``account.updated``: read-only here."""
+
+    list_display = ["teacher", "stripe_account_id", "charges_enabled", "payouts_enabled", "details_submitted",
+                    "transfers_active", "updated_at"]
+    list_filter = ["charges_enabled", "payouts_enabled", "transfers_active"]
+    search_fields = ["teacher__email", "stripe_account_id"]
+    list_select_related = ["teacher"]
+
+
+@admin.register(TeacherTransfer)
+class TeacherTransferAdmin(PaymentIdSearchMixin, ReadOnlyAdmin):
+    list_display = ["id", "status", "amount", "reversed", "kind", "teacher", "payment_link", "created_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["teacher__email", "stripe_transfer_id", "stripe_account_id", "=payment__id"]
+    list_select_related = ["teacher"]
+
+    amount = dollars("amount_cents", "Amount")
+    reversed = dollars("reversed_cents", "Reversed")
+
+    @admin.display(description="Payment", ordering="payment")
+    def payment_link(self, transfer: TeacherTransfer) -> str:
+        return _payment_link(transfer.payment_id)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(PaymentIdSearchMixin, ReadOnlyAdmin):
+    """The append-only ledger: rows are never added, changed or deleted here. Its changelist links
+    to the revenue page."""
+
+    list_display = ["id", "movement", "account", "kind", "amount", "payment_link", "teacher", "created_at"]
+    list_filter = ["account", "kind"]
+    search_fields = ["movement", "=payment__id", "stripe_object_id"]
+    list_select_related = ["teacher"]
+    date_hierarchy = "created_at"
+    change_list_template = "admin/stripe_payments/ledgerentry/change_list.html"
+
+    amount = dollars("amount_cents", "Amount")
+
+    @admin.display(description="Payment", ordering="payment")
+    def payment_link(self, entry: LedgerEntry) -> str:
+        return _payment_link(entry.payment_id)
+
+
+# --- the revenue page (/admin/stripe_payments/revenue/) -----------------------------------------------------
+REVENUE_TEMPLATE = "admin/stripe_payments/revenue.html"
+REVENUE_COLUMNS = [  # (RevenueRow attribute, heading)
+    ("gross_cents", "Gross"),
+    ("platform_fee_cents", "Platform fees"),
+    ("refunded_cents", "Refunds"),
+    ("disputed_cents", "Disputes"),
+    ("paid_out_cents", "Paid out"),
+    ("owed_cents", "Owed"),
+]
+CHART = {"width": 760, "height": 260, "left": 70, "right": 10, "top": 10, "bottom": 40}
+
+
+def _plain_dollars(cents: int) -> str:
+    """For the CSV: 5000 -> "50.00", -250 -> "-2.50" (no $, no separators)."""
+    return f"{Decimal(cents) / 100:.2f}"
+
+
+def _nice_ceiling(cents: int) -> int:
+    """A round top for the chart's axis: 1, 2 or 5 times a power of ten dollars, at least $1."""
+    step = 100
+    while True:
+        for factor in (1, 2, 5):
+            if cents <= step * factor:
+                return step * factor
+        step *= 10
+
+
+def revenue_chart(rows: list[selectors_ledger.RevenueRow]) -> dict:
+    """The geometry of the server-rendered SVG: per period a bar of gross and one of fees, a y axis
+    in dollars with 5 ticks, and x labels (every label when few, else about 10 of them)."""
+    c = CHART
+    plot_w, plot_h = c["width"] - c["left"] - c["right"], c["height"] - c["top"] - c["bottom"]
+    top = _nice_ceiling(max([r.gross_cents for r in rows] + [r.platform_fee_cents for r in rows] + [0]))
+    slot = plot_w / max(len(rows), 1)
+    bar = max(slot * 0.4, 1)
+    every = max(1, -(-len(rows) // 10))
+    baseline = c["top"] + plot_h
+
+    def y(cents: int) -> float:
+        return baseline - plot_h * max(cents, 0) / top
+
+    bars, labels = [], []
+    for i, row in enumerate(rows):
+        x = c["left"] + i * slot + slot * 0.1
+        for offset, cents, kind in ((0, row.gross_cents, "gross"), (bar, row.platform_fee_cents, "fees")):
+            bars.append({"x": round(x + offset, 1), "y": round(y(cents), 1), "width": round(bar, 1),
+                         "height": round(baseline - y(cents), 1), "kind": kind,
+                         "title": f"{row.label} {kind}: {format_dollars(cents)}"})
+        if i % every == 0:
+            labels.append({"x": round(c["left"] + (i + 0.5) * slot, 1), "y": baseline + 16,
+                           "text": row.label[5:] if row.period == "day" else row.label})
+    ticks = [{"y": round(y(top * k // 4), 1), "text": format_dollars(top * k // 4)} for k in range(5)]
+    return {**c, "bars": bars, "labels": labels, "ticks": ticks, "baseline": baseline,
+            "plot_right": c["width"] - c["right"], "x_title_y": c["height"] - 4,
+            "x_title": "Day (UTC)" if rows and rows[0].period == "day" else "Month (UTC)"}
+
+
+def _revenue_csv(report: selectors_ledger.RevenueReport) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = f"revenue-{report.period}-{report.since}-{report.until}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    writer = csv.writer(response)
+    header = [report.period]
+    for attribute, _ in REVENUE_COLUMNS:
+        header += [attribute, attribute.removesuffix("_cents")]
+    writer.writerow(header)
+    for row in report.rows:
+        values = [row.label]
+        for attribute, _ in REVENUE_COLUMNS:
+            cents = getattr(row, attribute)
+            values += [cents, _plain_dollars(cents)]
+        writer.writerow(values)
+    return response
+
+
+def _parse_date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def revenue_view(request):
+    """Staff only (``admin_view``), and only who may view the ledger: per day (the last 30 days) or
+    per month (``?period=month``, the last 12), optionally ``?since=YYYY-MM-DD&until=YYYY-MM-DD``;
+    ``?format=csv`` downloads the table."""
+    ledger_admin = admin.site._registry.get(LedgerEntry)
+    if ledger_admin is None or not ledger_admin.has_view_permission(request):
+        raise PermissionDenied
+    period = request.GET.get("period", "day")
+    if period not in selectors_ledger.PERIODS:
+        period = "day"
+    since, until = selectors_ledger.default_range(period)
+    since = _parse_date(request.GET.get("since")) or since
+    until = _parse_date(request.GET.get("until")) or until
+    if since > until:
+        since, until = until, since
+    report = selectors_ledger.revenue_report(period=period, since=since, until=until)
+    if request.GET.get("format") == "csv":
+        return _revenue_csv(report)
+    rows = [(row, [format_dollars(getattr(row, a)) for a, _ in REVENUE_COLUMNS]) for row in report.newest_first()]
+    totals = [format_dollars(getattr(report.totals, a)) for a, _ in REVENUE_COLUMNS] if report.totals else []
+    query = {"period": period, "since": report.since.isoformat(), "until": report.until.isoformat()}
+    context = {
+        **admin.site.each_context(request),
+        "title": "Revenue",
+        "subtitle": None,
+        "opts": LedgerEntry._meta,
+        "report": report,
+        "period": period,
+        "columns": [heading for _, heading in REVENUE_COLUMNS],
+        "rows": rows,
+        "totals": totals,
+        "chart": revenue_chart(report.rows),
+        "csv_query": "&".join(f"{k}={v}" for k, v in {**query, "format": "csv"}.items()),
+        "day_query": "period=day",
+        "month_query": "period=month",
+    }
+    request.current_app = admin.site.name
+    return TemplateResponse(request, REVENUE_TEMPLATE, context)
+
+
+def _with_revenue_url(site: admin.AdminSite) -> None:
+    """Put the revenue page at ``<admin>/stripe_payments/revenue/`` (before the app index and the
+    catch-all, which would answer it otherwise), named ``admin:stripe_payments_revenue``. A
+    ModelAdmin's own urls live under ``stripe_payments/<model>/``, so the site's urls are extended."""
+    if getattr(site, "_revenue_url_added", False):
+        return
+    site_urls = site.get_urls
+
+    def get_urls():
+        return [path("stripe_payments/revenue/", site.admin_view(revenue_view), name="stripe_payments_revenue"),
+                *site_urls()]
+
+    site.get_urls = get_urls
+    site._revenue_url_added = True
+
+
+_with_revenue_url(admin.site)

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 
 from .gateway import STRIPE_ID_PATTERN
-from .views import cards, payments, refunds, webhooks
+from .views import cards, connect, earnings, payments, refunds, webhooks
 
 app_name = "stripe_payments"
 
@@ -38,4 +38,9 @@ urlpatterns = [
     path("refunds/<int:refund_id>/reject/", refunds.RefundRejectView.as_view(), name="refund_reject"),
     path("admin-refunds/", refunds.AdminRefundCreateView.as_view(), name="admin_refunds"),
     path("webhook/", webhooks.StripeWebhookView.as_view(), name="webhook"),
+    path("connect/onboard/", connect.ConnectOnboardView.as_view(), name="connect_onboard"),
+    path("connect/status/", connect.ConnectStatusView.as_view(), name="connect_status"),
+    path("connect/refresh/", connect.ConnectRefreshView.as_view(), name="connect_refresh"),
+    path("connect/return/", connect.ConnectReturnView.as_view(), name="connect_return"),
+    path("earnings/", earnings.EarningsView.as_view(), name="earnings"),
 ]

@@ -271,3 +271,48 @@ def test_make_run_on_another_port_brings_3ds_back_to_that_port(devserver, browse
 
     assert urlsplit(seen["url"]).port == devserver.port
     assert_return_page(seen, devserver.base_url, emulator_url, "success", "succeeded")
+
+
+# --- the admin's revenue page ------------------------------------------------------------------------------
+def test_admin_opens_the_revenue_page_with_the_days_figures_and_a_chart(stack, browser):
+    from datetime import datetime, timezone
+
+    student = bs.api_token(stack.base_url, bs.STUDENT)
+    gig = bs.demo_gig(stack.base_url, student)
+    paid = bs.process_payment(stack.base_url, student, gig["id"], bs.CARD_OK)
+    assert paid.status_code == 200, paid.text
+    today = datetime.now(timezone.utc).date().isoformat()
+    # The fixture clears cookies on about:blank, which leaves the admin session of an earlier test.
+    browser.get(f"{stack.base_url}/health/")
+    browser.delete_all_cookies()
+
+    browser.get(f"{stack.base_url}/admin/")
+    wait_for(browser, lambda d: css(d, "#id_username"), "no admin login form")
+    css(browser, "#id_username")[0].send_keys(bs.ADMIN)
+    css(browser, "#id_password")[0].send_keys(bs.DEMO_PASSWORD)
+    css(browser, "#login-form [type=submit]")[0].click()
+    wait_for(browser, lambda d: css(d, "#user-tools"), "not logged in to the admin (secure cookies over http?)")
+
+    browser.get(f"{stack.base_url}/admin/stripe_payments/ledgerentry/")
+    wait_for(browser, lambda d: css(d, "#revenue-link"), "no link to the revenue page on the ledger's changelist")
+    css(browser, "#revenue-link")[0].click()
+    wait_for(browser, lambda d: css(d, "#revenue-table"), "no revenue table")
+    assert browser.current_url.startswith(f"{stack.base_url}/admin/stripe_payments/revenue/")
+    assert_styled_admin(browser)
+
+    row = css(browser, f"#revenue-table tr[data-period='{today}']")
+    assert row, f"no row for today ({today}) in the revenue table"
+    cells = [cell.text for cell in row[0].find_elements("css selector", "td")]
+    assert len(cells) == 6 and all(DOLLARS.search(cell) for cell in cells), cells
+
+    def cents(text: str) -> int:
+        return int(text.replace("$", "").replace(",", "").replace(".", ""))
+
+    gross, fees = cents(cells[0]), cents(cells[1])
+    assert gross >= paid.json()["amount_cents"], cells  # this payment and the module's earlier ones
+    assert fees * 10 == gross, cells  # every payment of the module is a 50.00 lesson, none refunded
+    svg = css(browser, "svg#revenue-chart")
+    assert svg and svg[0].size["width"] > 0 and svg[0].size["height"] > 0
+    assert css(browser, "svg#revenue-chart rect.gross") and css(browser, "svg#revenue-chart text")
+    assert bs.console_errors(browser) == []
+    assert_offline(browser, stack.base_url)

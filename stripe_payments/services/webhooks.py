@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .. import gateway
 from ..models import Payment, WebhookEvent, WebhookEventStatus
-from . import cards, payments, refunds
+from . import cards, connect, payments, refunds
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,13 @@ def handle_dispute_created(event: WebhookEvent) -> None:
         payments.payment_dispute_sync(payment_id=payment.pk)
 
 
+def handle_account_updated(event: WebhookEvent) -> None:
+    """A connected account changed (onboarding finished, capabilities lost): re-read it from
+    Stripe. An account that is not a teacher's here is ignored."""
+    created = int(event.stripe_created.timestamp()) if event.stripe_created else 0
+    connect.account_sync(account_id=event.object_id, event_created=created)
+
+
 HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
     "payment_intent.succeeded": handle_payment_intent,
     "payment_intent.payment_failed": handle_payment_intent,
@@ -68,6 +75,7 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
     "refund.created": handle_refund_event,
     "refund.updated": handle_refund_event,
     "charge.dispute.created": handle_dispute_created,
+    "account.updated": handle_account_updated,
 }
 
 
