@@ -99,19 +99,22 @@ class Run:
         return Answer(response.status_code, payload)
 
     # HTTP to the emulator: its Stripe API (as a client SDK or Stripe's dashboard would) and its controls
-    def stripe(self, method: str, path: str, **params) -> dict:
+    def stripe(self, method: str, path: str, *, account: str | None = None, **params) -> dict:
+        headers = {"Authorization": f"Bearer {EMULATOR_KEY}"}
+        if account:
+            headers["Stripe-Account"] = account
         response = requests.request(method, f"{self.stack.emulator_url}{path}",
                                     data=_form(params) if method != "GET" else None,
                                     params=_form(params) if method == "GET" else None,
-                                    headers={"Authorization": f"Bearer {EMULATOR_KEY}"}, timeout=HTTP_TIMEOUT)
+                                    headers=headers, timeout=HTTP_TIMEOUT)
         response.raise_for_status()
         return response.json()
 
-    def stripe_all(self, resource: str) -> list[dict]:
+    def stripe_all(self, resource: str, *, account: str | None = None) -> list[dict]:
         found, after = [], None
         for _ in range(100):
             params = {"limit": 100, **({"starting_after": after} if after else {})}
-            page = self.stripe("GET", f"/v1/{resource}", **params)
+            page = self.stripe("GET", f"/v1/{resource}", account=account, **params)
             found.extend(page["data"])
             if not page.get("has_more") or not page["data"]:
                 return found
@@ -271,6 +274,66 @@ def _owed_refund(run: Run) -> None:
     assert answer.status == 502, f"setup owed refund: {answer.status} {answer.body}"
 
 
+# Connect: the teacher onboards through the API and the emulator's hosted page.
+def _onboarded(run: Run) -> None:
+    answer = run.call("POST", "/stripe-payments/connect/onboard/", as_="teacher")
+    assert answer.status == 200, f"setup onboard: {answer.status} {answer.body}"
+    run.state["account_id"] = answer.body["account_id"]
+    run.state["onboarding_url"] = answer.body["onboarding_url"]
+
+
+def _onboarding_completed(run: Run) -> None:
+    """Onboarded, and the teacher finished Stripe's page: it sends the browser to our return URL."""
+    _onboarded(run)
+    answer = requests.post(f"{run.state['onboarding_url']}/complete", allow_redirects=False, timeout=HTTP_TIMEOUT)
+    assert answer.status_code == 302, f"onboarding page: {answer.status_code}"
+    location = urlsplit(answer.headers["Location"])
+    run.state["return_path"] = f"{location.path}?{location.query}"
+
+
+def _ready_account(run: Run) -> None:
+    _onboarding_completed(run)
+    answer = run.call("GET", run.state["return_path"], as_=None)
+    assert answer.status == 200, f"setup onboarding return: {answer.status} {answer.body}"
+
+
+def _webhook_account_updated(run: Run) -> None:
+    _onboarding_completed(run)  # the return page never visited: only the webhook tells us
+    _event(run, "account.updated")
+
+
+def _owed_share(run: Run) -> None:
+    _paid(run)  # a platform charge: the teacher had no account yet
+    _ready_account(run)
+
+
+def _destination_paid(run: Run) -> None:
+    _ready_account(run)
+    _paid(run)  # a destination charge
+
+
+def _paid_out_then_refunded(run: Run) -> None:
+    _owed_share(run)
+    assert run.command("pay_out_teachers").status == 200, "setup payout"
+    answer = run.call("POST", "/stripe-payments/admin-refunds/", as_="admin",
+                      body={"payment_id": run.state["payment_id"], "amount": "10.00", "reason": "matrix"})
+    assert answer.status == 201, f"setup refund: {answer.status} {answer.body}"
+
+
+def _old_pending_payout(run: Run) -> None:
+    """A payout whose answer was lost more than a day ago: Stripe's key for it may have expired."""
+    from stripe_payments.models import TeacherTransfer
+
+    _owed_share(run)
+    retries = int(run.state["retries"])
+    run.control("POST", "faults", method="POST", path="^/v1/transfers$", kind="drop_after_work", count=retries + 1)
+    answer = run.command("pay_out_teachers")
+    run.control("DELETE", "faults")
+    assert answer.status == COMMAND_FAILED, f"setup lost payout: {answer.status} {answer.body}"
+    transfer = TeacherTransfer.objects.get()
+    TeacherTransfer.objects.filter(pk=transfer.pk).update(created_at=transfer.created_at - timedelta(hours=30))
+
+
 def _signed(run: Run, payload: str) -> str:
     ts = int(time.time())
     mac = hmac.new(run.stack.webhook_secret.encode(), f"{ts}.{payload}".encode(), hashlib.sha256).hexdigest()
@@ -296,10 +359,14 @@ class Expect:
     saved_cards: int | None = None
     booking: str | None = None   # the booking's final status
     payment: str | tuple[str, ...] | None = None   # the payment's final status (or any of several)
+    accounts: int | None = None  # connected accounts, at Stripe and in the database
+    account_ready: bool | None = None  # the database knows the account can receive transfers
+    teacher_paid: int | None = None  # cents on the teacher's connected account (its payouts aside)
 
 
 COMMAND_WORKFLOWS = frozenset({"expiry", "reconcile_lost_payment", "reconcile_abandoned_3ds", "reconcile_owed_refund",
-                               "consistency_check"})
+                               "consistency_check", "pay_out_teachers", "pay_out_old_pending", "reverse_paid_share",
+                               "check_ledger"})
 COMMAND_FAILED = 500  # what Run.command answers for an exit status of 1
 
 
@@ -409,6 +476,33 @@ WORKFLOWS: tuple[Workflow, ...] = (
     Workflow("consistency_check", ("payment_intents.list", "refunds.list", "charges.list"),
              lambda r: r.command("check_stripe_consistency", "--no-repair", "--grace-minutes", "0"),
              Expect(charges=1, booking="pending_confirmation", payment="succeeded"), setup=_paid),
+    # Connect (issue 13): onboarding, the account kept in step, paying teachers, the ledger against Stripe.
+    Workflow("connect_onboard", ("accounts.create", "account_links.create"),
+             lambda r: r.call("POST", "/stripe-payments/connect/onboard/", as_="teacher"),
+             Expect(accounts=1, account_ready=False)),
+    Workflow("connect_return", ("accounts.retrieve",),
+             lambda r: r.call("GET", r.state["return_path"], as_=None),
+             Expect(accounts=1, account_ready=True), setup=_onboarding_completed),
+    Workflow("webhook_account_updated", ("accounts.retrieve",), _deliver,
+             Expect(accounts=1, account_ready=True), setup=_webhook_account_updated),
+    Workflow("destination_payment", ("payment_intents.create",),
+             lambda r: r.call("POST", "/stripe-payments/process-payment/", key=True,
+                              body={"gig_id": r.gig.pk, "card_details": _card()}),
+             Expect(charges=1, booking="pending_confirmation", payment="succeeded", accounts=1, teacher_paid=4500),
+             setup=_ready_account),
+    Workflow("pay_out_teachers", ("transfers.create",), lambda r: r.command("pay_out_teachers"),
+             Expect(charges=1, booking="pending_confirmation", payment="succeeded", accounts=1, teacher_paid=4500),
+             setup=_owed_share),
+    Workflow("pay_out_old_pending", ("transfers.list",), lambda r: r.command("pay_out_teachers"),
+             Expect(charges=1, booking="pending_confirmation", payment="succeeded", accounts=1, teacher_paid=4500),
+             setup=_old_pending_payout),
+    Workflow("reverse_paid_share", ("transfers.reversals.create", "transfers.retrieve"),
+             lambda r: r.command("pay_out_teachers"),
+             Expect(charges=1, refunded=1000, booking="pending_confirmation", payment="partially_refunded",
+                    accounts=1, teacher_paid=4500 - 900), setup=_paid_out_then_refunded),
+    Workflow("check_ledger", ("balance_transactions.list",), lambda r: r.command("check_ledger", "--stripe"),
+             Expect(charges=1, booking="pending_confirmation", payment="succeeded", accounts=1, teacher_paid=4500),
+             setup=_destination_paid),
 )
 WORKFLOWS_BY_NAME = {w.name: w for w in WORKFLOWS}
 
@@ -568,6 +662,7 @@ def _money(run: Run, workflow: Workflow) -> tuple[int, int, list[str]]:
         else:
             lost += 1
         notes.append(f"bookings {sorted(bookings)}, expected {want_bookings}")
+    lost, doubled = _connect_money(run, expect, notes, lost, doubled)
     if expect.saved_cards is not None:
         saved = SavedPaymentMethod.objects.count()
         if saved != expect.saved_cards:
@@ -577,6 +672,48 @@ def _money(run: Run, workflow: Workflow) -> tuple[int, int, list[str]]:
                 lost += 1
             notes.append(f"{saved} saved cards, expected {expect.saved_cards}")
     return lost, doubled, notes
+
+
+def _connect_money(run: Run, expect: Expect, notes: list[str], lost: int, doubled: int) -> tuple[int, int]:
+    """Connected accounts and the teacher's money, at Stripe and in the database, and the ledger's
+    invariants (every case: a payment, a refund or a payout that broke them is money out of step)."""
+    from stripe_payments.models import ConnectedAccount
+    from stripe_payments.services import ledger
+
+    report = ledger.check()
+    if not report.ok:
+        lost += 1
+        notes.append(f"ledger: {'; '.join(report.differences)[:500]}")
+    if expect.accounts is not None:
+        at_stripe = len(run.stripe_all("accounts"))
+        in_db = ConnectedAccount.objects.count()
+        if at_stripe != expect.accounts or in_db != expect.accounts:
+            if max(at_stripe, in_db) > expect.accounts:
+                doubled += max(at_stripe, in_db) - expect.accounts
+            else:
+                lost += 1
+            notes.append(f"{at_stripe} connected account(s) at Stripe, {in_db} in the database, "
+                         f"expected {expect.accounts}")
+    if expect.account_ready is not None:
+        ready = list(ConnectedAccount.objects.values_list("transfers_active", flat=True))
+        if ready != [expect.account_ready]:
+            lost += 1
+            notes.append(f"accounts ready {ready}, expected [{expect.account_ready}]")
+    if expect.teacher_paid is not None:
+        account = run.state.get("account_id")
+        txns = run.stripe_all("balance_transactions", account=account) if account else []
+        at_stripe = sum(t["net"] for t in txns if t["type"] not in ("payout", "payout_cancel", "payout_failure"))
+        from stripe_payments.models import LedgerAccount
+
+        in_ledger = ledger.balance(account=LedgerAccount.TEACHER_PAID)
+        if at_stripe != expect.teacher_paid or in_ledger != expect.teacher_paid:
+            if max(at_stripe, in_ledger) > expect.teacher_paid:
+                doubled += 1
+            else:
+                lost += 1
+            notes.append(f"the teacher has {at_stripe} cents at Stripe, the ledger says {in_ledger}, "
+                         f"expected {expect.teacher_paid}")
+    return lost, doubled
 
 
 def run_case(stack, case: Case, *, bound_s: float | None = None) -> CaseResult:
