@@ -26,7 +26,9 @@ from linguaflex.money import format_dollars, format_dollars_and_cents
 
 from . import selectors_ledger
 from .models import (
+    DISPUTE_OPEN,
     ConnectedAccount,
+    Dispute,
     LedgerEntry,
     Payment,
     RefundRequest,
@@ -349,6 +351,49 @@ class LedgerEntryAdmin(PaymentIdSearchMixin, ReadOnlyAdmin):
     @admin.display(description="Payment", ordering="payment")
     def payment_link(self, entry: LedgerEntry) -> str:
         return _payment_link(entry.payment_id)
+
+
+class DisputeOpenFilter(admin.SimpleListFilter):
+    title = "open"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Open (money at stake)"), ("no", "Closed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status__in=DISPUTE_OPEN)
+        if self.value() == "no":
+            return queryset.exclude(status__in=DISPUTE_OPEN)
+        return queryset
+
+
+@admin.register(Dispute)
+class DisputeAdmin(PaymentIdSearchMixin, ReadOnlyAdmin):
+    """Card holders' disputes, soonest evidence deadline first: kept in step with Stripe by the
+    charge.dispute.* webhooks (evidence is submitted in Stripe's dashboard)."""
+
+    list_display = ["stripe_dispute_id", "status", "evidence_due_by", "deadline", "amount", "reason",
+                    "payment_link", "updated_at"]
+    list_filter = [DisputeOpenFilter, "status", "reason"]
+    search_fields = ["stripe_dispute_id", "=payment__id"]
+    ordering = ["evidence_due_by", "-id"]
+
+    amount = dollars("amount_cents", "Amount")
+
+    @admin.display(description="Deadline")
+    def deadline(self, dispute: Dispute) -> str:
+        if not dispute.is_open or dispute.evidence_due_by is None:
+            return "-"
+        left = dispute.evidence_due_by - dt.datetime.now(dt.timezone.utc)
+        if left.total_seconds() <= 0:
+            return "past due"
+        days, hours = left.days, left.seconds // 3600
+        return f"{days} d {hours} h left" if days else f"{hours} h left"
+
+    @admin.display(description="Payment", ordering="payment")
+    def payment_link(self, dispute: Dispute) -> str:
+        return _payment_link(dispute.payment_id)
 
 
 # --- the revenue page (/admin/stripe_payments/revenue/) -----------------------------------------------------

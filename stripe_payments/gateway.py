@@ -143,6 +143,17 @@ class TransferResult:
 
 
 @dataclass(frozen=True)
+class DisputeResult:
+    id: str
+    status: str  # Stripe's: needs_response, under_review, won, lost, warning_* ...
+    amount: int
+    charge_id: str | None
+    payment_intent_id: str | None
+    reason: str
+    evidence_due_by: int | None  # Unix seconds
+
+
+@dataclass(frozen=True)
 class BalanceTxn:
     """One balance transaction of the platform or of a connected account."""
 
@@ -270,6 +281,8 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "transfers.retrieve": ("GET", r"^/v1/transfers/[^/]+$"),
     "transfers.reversals.create": ("POST", r"^/v1/transfers/[^/]+/reversals$"),
     "balance_transactions.list": ("GET", r"^/v1/balance_transactions$"),
+    "disputes.retrieve": ("GET", r"^/v1/disputes/[^/]+$"),
+    "disputes.list": ("GET", r"^/v1/disputes$"),
 }
 
 # A try is not started with less than this left of the request's deadline: it could only time out.
@@ -743,14 +756,16 @@ def _transfer(tr: Any) -> TransferResult:
     )
 
 
-def transfer_create(*, amount_cents: int, destination_account_id: str, source_charge_id: str,
+def transfer_create(*, amount_cents: int, destination_account_id: str, source_charge_id: str | None,
                     transfer_group: str, metadata: dict[str, str], idempotency_key: str) -> TransferResult:
     """A teacher's owed share, paid from the charge it came from (``source_transaction``: usable
-    while the charge's funds are still pending)."""
-    return _transfer(_call("transfers.create", lambda: _client().v1.transfers.create(params={
-        "amount": amount_cents, "currency": "usd", "destination": destination_account_id,
-        "source_transaction": source_charge_id, "transfer_group": transfer_group, "metadata": metadata,
-    }, options=_options(idempotency_key))))
+    while the charge's funds are still pending); without one, from the available balance."""
+    params: dict[str, Any] = {"amount": amount_cents, "currency": "usd", "destination": destination_account_id,
+                              "transfer_group": transfer_group, "metadata": metadata}
+    if source_charge_id:
+        params["source_transaction"] = source_charge_id
+    return _transfer(_call("transfers.create", lambda: _client().v1.transfers.create(
+        params=params, options=_options(idempotency_key))))
 
 
 def transfers_for_group(transfer_group: str) -> list[TransferResult]:
@@ -764,6 +779,24 @@ def transfer_reverse(*, transfer_id: str, amount_cents: int, idempotency_key: st
     _call("transfers.reversals.create", lambda: _client().v1.transfers.reversals.create(
         transfer_id, params={"amount": amount_cents, "metadata": metadata}, options=_options(idempotency_key)))
     return _transfer(_call("transfers.retrieve", lambda: _client().v1.transfers.retrieve(transfer_id)))
+
+
+def _dispute(dp: Any) -> DisputeResult:
+    dp = _plain(dp)
+    details = dp.get("evidence_details") or {}
+    return DisputeResult(
+        id=dp["id"], status=dp.get("status") or "", amount=int(dp.get("amount") or 0),
+        charge_id=_id_of(dp.get("charge")), payment_intent_id=_id_of(dp.get("payment_intent")),
+        reason=dp.get("reason") or "", evidence_due_by=details.get("due_by"),
+    )
+
+
+def dispute_retrieve(dispute_id: str) -> DisputeResult:
+    return _dispute(_call("disputes.retrieve", lambda: _client().v1.disputes.retrieve(dispute_id)))
+
+
+def disputes_for_charge(charge_id: str) -> list[DisputeResult]:
+    return _list_all("disputes.list", lambda: _client().v1.disputes, _dispute, None, {"charge": charge_id})
 
 
 def _balance_txn(txn: Any) -> BalanceTxn:
@@ -824,14 +857,20 @@ def webhook_event_verify(payload: bytes, signature_header: str | None) -> EventI
         raise WebhookSignatureInvalid("Webhooks are not configured (STRIPE_WEBHOOK_SECRET is empty).")
     if not signature_header:
         raise WebhookSignatureInvalid("The Stripe-Signature header is missing.")
-    try:
-        event = stripe.Webhook.construct_event(
-            payload, signature_header, settings.STRIPE_WEBHOOK_SECRET, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE
-        )
-    except stripe.SignatureVerificationError:
-        raise WebhookSignatureInvalid() from None
-    except ValueError:
-        raise WebhookSignatureInvalid("The webhook body is not a Stripe event.") from None
+    # The platform's endpoint, or the Connect endpoint (connected accounts' events) at the same URL.
+    secrets = [secret for secret in (settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_CONNECT_WEBHOOK_SECRET) if secret]
+    event = None
+    for secret in secrets:
+        try:
+            event = stripe.Webhook.construct_event(payload, signature_header, secret,
+                                                   tolerance=settings.STRIPE_WEBHOOK_TOLERANCE)
+            break
+        except stripe.SignatureVerificationError:
+            continue
+        except ValueError:
+            raise WebhookSignatureInvalid("The webhook body is not a Stripe event.") from None
+    if event is None:
+        raise WebhookSignatureInvalid()
     event = _plain(event)
     obj = event.get("data", {}).get("object", {}) or {}
     object_type = obj.get("object", "") or ""

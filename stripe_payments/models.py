@@ -343,6 +343,9 @@ class TeacherTransfer(models.Model):
     reversed_cents = models.BigIntegerField(default=0)
     stripe_transfer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
+    # How many times Stripe refused it (a 400: nothing done). Stripe replays a refused request's
+    # answer under its key, so a retry (once the account changed) goes under a new one.
+    refusals = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -411,3 +414,59 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("The ledger is append-only.")
+
+
+class DisputeStatus(models.TextChoices):
+    """Stripe's dispute statuses (https://docs.stripe.com/api/disputes/object#dispute_object-status)."""
+
+    WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"  # no funds withdrawn
+    WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+    WARNING_CLOSED = "warning_closed", "Inquiry closed"
+    NEEDS_RESPONSE = "needs_response", "Needs response"  # funds withdrawn; evidence due by evidence_due_by
+    UNDER_REVIEW = "under_review", "Under review"  # evidence submitted
+    WON = "won", "Won"  # funds reinstated
+    LOST = "lost", "Lost"  # the card holder keeps the money
+    PREVENTED = "prevented", "Prevented"
+
+
+# Statuses in which the disputed amount has left the platform's balance (a won one came back).
+DISPUTE_FUNDS_WITHDRAWN = (DisputeStatus.NEEDS_RESPONSE, DisputeStatus.UNDER_REVIEW, DisputeStatus.WON,
+                           DisputeStatus.LOST)
+DISPUTE_OPEN = (DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeStatus.WARNING_UNDER_REVIEW,
+                DisputeStatus.NEEDS_RESPONSE, DisputeStatus.UNDER_REVIEW)
+
+
+class Dispute(models.Model):
+    """A card holder's dispute of a payment's charge, kept in step with Stripe (the charge.dispute.*
+    webhooks re-read it). The platform is liable on destination charges: when the funds are
+    withdrawn, the disputed amount's fee and share parts leave the ledger (the teacher's share
+    reversed from their account, or no longer owed); a won dispute gives them back."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
+    stripe_dispute_id = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=32, choices=DisputeStatus.choices)
+    amount_cents = models.BigIntegerField()
+    reason = models.CharField(max_length=64, blank=True)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    # The parts of the disputed amount (the cumulative split, after the refunds before it), fixed
+    # when the funds were withdrawn; and whether the share was taken from the teacher's account.
+    fee_cents = models.BigIntegerField(default=0)
+    share_cents = models.BigIntegerField(default=0)
+    share_was_paid_out = models.BooleanField(default=False)
+    # A won dispute of a paid-out share: the share goes back to the teacher by a new transfer.
+    restore_transfer_id = models.CharField(max_length=255, blank=True)
+    # Restore attempts Stripe refused (a 400: nothing done, e.g. the available balance was short):
+    # the next attempt needs a new idempotency key, as Stripe replays a refused request's answer.
+    restore_refusals = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["evidence_due_by", "-id"]
+
+    def __str__(self) -> str:
+        return f"Dispute {self.stripe_dispute_id} {self.amount_cents}c {self.status}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in DISPUTE_OPEN

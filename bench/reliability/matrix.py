@@ -312,6 +312,27 @@ def _destination_paid(run: Run) -> None:
     _paid(run)  # a destination charge
 
 
+def _destination_disputed(run: Run) -> None:
+    """A destination charge disputed, the webhook handled: the share is to be taken back."""
+    _destination_paid(run)
+    from stripe_payments.models import Payment
+
+    charge = Payment.objects.get(pk=run.state["payment_id"]).stripe_charge_id
+    run.control("POST", f"charges/{charge}/dispute")
+    _event(run, "charge.dispute.created")
+    answer = _deliver(run)
+    assert answer.status == 200, f"setup dispute webhook: {answer.status} {answer.body}"
+
+
+def _destination_disputed_unheard(run: Run) -> None:
+    """A destination charge disputed at Stripe, and no webhook ever came."""
+    _destination_paid(run)
+    from stripe_payments.models import Payment
+
+    charge = Payment.objects.get(pk=run.state["payment_id"]).stripe_charge_id
+    run.control("POST", f"charges/{charge}/dispute")
+
+
 def _paid_out_then_refunded(run: Run) -> None:
     _owed_share(run)
     assert run.command("pay_out_teachers").status == 200, "setup payout"
@@ -362,11 +383,12 @@ class Expect:
     accounts: int | None = None  # connected accounts, at Stripe and in the database
     account_ready: bool | None = None  # the database knows the account can receive transfers
     teacher_paid: int | None = None  # cents on the teacher's connected account (its payouts aside)
+    ledger_paid: int | None = None  # what the ledger says was paid to the teacher, when not teacher_paid
 
 
 COMMAND_WORKFLOWS = frozenset({"expiry", "reconcile_lost_payment", "reconcile_abandoned_3ds", "reconcile_owed_refund",
                                "consistency_check", "pay_out_teachers", "pay_out_old_pending", "reverse_paid_share",
-                               "check_ledger"})
+                               "reverse_disputed_share", "reconcile_unrecorded_dispute", "check_ledger"})
 COMMAND_FAILED = 500  # what Run.command answers for an exit status of 1
 
 
@@ -457,7 +479,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
     Workflow("webhook_refund", ("payment_intents.retrieve", "refunds.list"), _deliver,
              Expect(charges=1, refunded=1000, booking="pending_confirmation", payment="partially_refunded"),
              setup=_webhook_refund),
-    Workflow("webhook_dispute", ("payment_intents.retrieve", "charges.retrieve"), _deliver,
+    Workflow("webhook_dispute", ("disputes.retrieve", "payment_intents.retrieve"), _deliver,
              Expect(charges=1, booking="disputed", payment="disputed"), setup=_webhook_dispute),
     Workflow("reconcile_lost_payment", ("payment_intents.search", "payment_intents.retrieve"),
              lambda r: r.command("reconcile_payments", "--older-than-minutes", "0", "--skip-consistency"),
@@ -500,6 +522,18 @@ WORKFLOWS: tuple[Workflow, ...] = (
              lambda r: r.command("pay_out_teachers"),
              Expect(charges=1, refunded=1000, booking="pending_confirmation", payment="partially_refunded",
                     accounts=1, teacher_paid=4500 - 900), setup=_paid_out_then_refunded),
+    Workflow("reverse_disputed_share", ("charges.retrieve", "transfers.reversals.create", "transfers.retrieve"),
+             lambda r: r.command("pay_out_teachers"),
+             # The platform is liable: the disputed $50.00 left its balance; the teacher's $45.00 share
+             # is taken back from their account.
+             Expect(charges=1, booking="disputed", payment="disputed", accounts=1, teacher_paid=0),
+             setup=_destination_disputed),
+    Workflow("reconcile_unrecorded_dispute", ("payment_intents.list", "refunds.list", "charges.list",
+                                              "payment_intents.retrieve", "charges.retrieve", "disputes.list"),
+             lambda r: r.command("check_stripe_consistency", "--grace-minutes", "0"),
+             # Recorded by the repair: the share is to be taken back by the next payout run.
+             Expect(charges=1, booking="disputed", payment="disputed", accounts=1, teacher_paid=4500, ledger_paid=0),
+             setup=_destination_disputed_unheard),
     Workflow("check_ledger", ("balance_transactions.list",), lambda r: r.command("check_ledger", "--stripe"),
              Expect(charges=1, booking="pending_confirmation", payment="succeeded", accounts=1, teacher_paid=4500),
              setup=_destination_paid),
@@ -706,13 +740,14 @@ def _connect_money(run: Run, expect: Expect, notes: list[str], lost: int, double
         from stripe_payments.models import LedgerAccount
 
         in_ledger = ledger.balance(account=LedgerAccount.TEACHER_PAID)
-        if at_stripe != expect.teacher_paid or in_ledger != expect.teacher_paid:
-            if max(at_stripe, in_ledger) > expect.teacher_paid:
+        want_ledger = expect.teacher_paid if expect.ledger_paid is None else expect.ledger_paid
+        if at_stripe != expect.teacher_paid or in_ledger != want_ledger:
+            if at_stripe > expect.teacher_paid or in_ledger > want_ledger:
                 doubled += 1
             else:
                 lost += 1
-            notes.append(f"the teacher has {at_stripe} cents at Stripe, the ledger says {in_ledger}, "
-                         f"expected {expect.teacher_paid}")
+            notes.append(f"the teacher has {at_stripe} cents at Stripe (expected {expect.teacher_paid}), "
+                         f"the ledger says {in_ledger} (expected {want_ledger})")
     return lost, doubled
 
 

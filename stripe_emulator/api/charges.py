@@ -1,6 +1,7 @@
-"""Charges (retrieve; list by PaymentIntent or customer), balance transactions and disputes
-(retrieve). Charges are made by the PaymentIntent operations and changed by refunds; a dispute
-exists only through the emulator's trigger, ``create_dispute`` (``charge.dispute.created``).
+"""Charges (retrieve; list by PaymentIntent or customer) and disputes (retrieve; list by charge
+or PaymentIntent). Charges are made by the PaymentIntent operations and changed by refunds; a
+dispute exists only through the emulator's triggers: ``create_dispute`` (funds withdrawn,
+``charge.dispute.created``) and ``close_dispute`` (won or lost, ``charge.dispute.closed``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ def charges_list(st: State, ctx: Context, p: dict) -> dict:
 
 def disputes_retrieve(st: State, ctx: Context, p: dict, dp_id: str) -> dict:
     return _require(st, "dispute", dp_id)
+
+
+def disputes_list(st: State, ctx: Context, p: dict) -> dict:
+    """Newest first; ``charge`` / ``payment_intent`` filters (a scan: disputes are few)."""
+    charge, pi = get_str(p, "charge"), get_str(p, "payment_intent")
+    keep = None
+    if charge or pi:
+        def keep(i: str) -> bool:
+            dp = st.objects[i]
+            return (charge is None or dp["charge"] == charge) and (pi is None or dp["payment_intent"] == pi)
+    return _page(st, st.lists["dispute"], "/v1/disputes", p, keep)
 
 
 def create_dispute(st: State, ctx: Context, ch_id: str, reason: str = "fraudulent") -> dict:
@@ -90,5 +102,6 @@ def close_dispute(st: State, ctx: Context, dp_id: str, outcome: str) -> dict:
 ROUTES: list[Route] = [
     ("GET", "/v1/charges", "charges.list", charges_list),
     ("GET", "/v1/charges/{id}", "charges.retrieve", charges_retrieve),
+    ("GET", "/v1/disputes", "disputes.list", disputes_list),
     ("GET", "/v1/disputes/{id}", "disputes.retrieve", disputes_retrieve),
 ]

@@ -736,6 +736,7 @@ def _drive_connect(v1, control, expect_error) -> None:
                      {"reason": "fraudulent"}).json()
         control(f"/_emulator/disputes/{dp['id']}/close", {"outcome": outcome})
         v1.disputes.retrieve(dp["id"])
+        v1.disputes.list(params={"charge": pi_d.latest_charge})
     # The account loses its capabilities: destination charges to it are refused.
     control(f"/_emulator/accounts/{acct.id}/restrict")
     v1.accounts.retrieve(acct.id)

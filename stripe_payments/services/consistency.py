@@ -37,7 +37,7 @@ from linguaflex.errors import DomainError
 from .. import gateway
 from ..gateway import ChargeResult, IntentResult, RefundResult
 from ..models import CHARGED_STATUSES, Payment, PaymentStatus, RefundRequest, RefundRequestStatus
-from . import lifecycle, payments, refunds
+from . import disputes, lifecycle, refunds
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ def _dispute_differences(rows: _Rows, view: _StripeView, intent: IntentResult) -
         return []
     payment, booking = rows.payment, rows.booking
     booking_open = booking is not None and booking.status != BookingStatus.DISPUTED
-    if payment.status == PaymentStatus.DISPUTED and not booking_open:
+    if payment.status == PaymentStatus.DISPUTED and not booking_open and payment.disputes.exists():
         return []
     booking_part = f", booking {booking.pk} is {booking.status}" if booking_open else ""
     return [_Found("dispute_unrecorded", f"payment {payment.pk}",
@@ -438,7 +438,7 @@ def _run_repairs(steps: set[str], payment: Payment, view: _StripeView) -> None:
         elif step == CLOSE_BOOKING:
             lifecycle.payment_booking_close_refunded(payment_id=payment.pk)
         elif step == DISPUTE:
-            payments.payment_dispute_sync(payment_id=payment.pk)
+            disputes.disputes_sync_for_payment(payment_id=payment.pk)
 
 
 def _repair(rows: _Rows, view: _StripeView, found: list[_Found]) -> list[Difference]:

@@ -59,6 +59,16 @@ def _post(movement: str, payment: Payment, rows: list[tuple[str, str, int]], str
     return True
 
 
+def post_movement(movement: str, payment: Payment, rows: list[tuple[str, str, int]],
+                  stripe_object_id: str = "") -> bool:
+    """Write a movement another workflow names (disputes): rows (account, kind, cents) summing to 0."""
+    return _post(movement, payment, rows, stripe_object_id)
+
+
+def movement_exists(movement: str) -> bool:
+    return LedgerEntry.objects.filter(movement=movement).exists()
+
+
 def post_charge(*, payment: Payment) -> None:
     """The student paid: the fee to the platform, the share owed to the teacher."""
     _post(f"charge:{payment.pk}", payment, [
@@ -105,15 +115,28 @@ def balance(*, account: str, payment_id: int | None = None, teacher_id: int | No
     return int(qs.aggregate(total=Sum("amount_cents"))["total"] or 0)
 
 
+def disputed_for_payment(payment_id: int) -> int:
+    """What disputes have taken of a payment so far, net of those won."""
+    return int(LedgerEntry.objects.filter(payment_id=payment_id, account=A.STUDENT,
+                                          kind__in=[K.DISPUTE, K.DISPUTE_WON])
+               .aggregate(total=Sum("amount_cents"))["total"] or 0)
+
+
+def disputed_share_taken_from_paid(payment_id: int) -> int:
+    """What disputes took back from a share already on the teacher's account (to reverse at Stripe)."""
+    return -int(LedgerEntry.objects.filter(payment_id=payment_id, account=A.TEACHER_PAID, kind=K.DISPUTE)
+                .aggregate(total=Sum("amount_cents"))["total"] or 0)
+
+
 def owed_for_payment(payment_id: int) -> int:
     return balance(account=A.TEACHER_OWED, payment_id=payment_id)
 
 
 def reversed_for_payment(payment_id: int) -> int:
-    """What of a paid-out share the ledger says was taken back (refunds, disputes, less restores)."""
-    return -balance(account=A.TEACHER_PAID, payment_id=payment_id) + int(
-        LedgerEntry.objects.filter(payment_id=payment_id, account=A.TEACHER_PAID, kind=K.TRANSFER)
-        .aggregate(total=Sum("amount_cents"))["total"] or 0)
+    """What of a paid-out share the ledger says was taken back (refunds and disputes): the
+    teacher_paid rows other than transfers."""
+    return -int(LedgerEntry.objects.filter(payment_id=payment_id, account=A.TEACHER_PAID)
+                .exclude(kind=K.TRANSFER).aggregate(total=Sum("amount_cents"))["total"] or 0)
 
 
 @dataclass
@@ -267,7 +290,9 @@ def compare_with_stripe(report: LedgerReport) -> None:
                 f"teacher {account.teacher_id} ({account.stripe_account_id}): Stripe's balance transactions "
                 f"{at_stripe}, the ledger's paid to the teacher {in_ledger}")
     fees_at_stripe = sum(t.net for t in gateway.balance_transactions_all() if t.type in _FEE_TYPES)
-    fees_in_ledger = int(LedgerEntry.objects.filter(account=A.PLATFORM_FEES).exclude(
+    # Disputes move no application fee at Stripe (the platform is debited the disputed amount
+    # instead), so only the fees charged and refunded are compared.
+    fees_in_ledger = int(LedgerEntry.objects.filter(account=A.PLATFORM_FEES, kind__in=[K.FEE, K.REFUND]).exclude(
         payment__destination_account_id="").aggregate(total=Sum("amount_cents"))["total"] or 0)
     if fees_at_stripe != fees_in_ledger:
         report.differences.append(f"application fees: Stripe {fees_at_stripe}, the ledger's fees of destination "

@@ -279,20 +279,6 @@ def payment_return(*, payment_intent_id: str) -> PaymentReturn:
     return PaymentReturn(payment)
 
 
-def payment_dispute_sync(*, payment_id: int) -> Payment:
-    """Stripe says the charge may be disputed (a webhook, or the consistency check): re-read the
-    intent and its charge; a disputed charge makes payment and booking ``disputed``."""
-    payment = Payment.objects.get(pk=payment_id)
-    intent = gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
-    # Settle first: a dispute handled before payment_intent.succeeded must still leave the charged
-    # payment with its booking (the same final state whatever the order of events).
-    payment = lifecycle.payment_settle_from_intent(payment_id=payment.pk, intent=intent)
-    charge_id = payment.stripe_charge_id or intent.latest_charge_id
-    if not charge_id or not gateway.charge_retrieve(charge_id).disputed:
-        return payment
-    return lifecycle.payment_mark_disputed(payment_id=payment.pk)
-
-
 # --- the client-side flow (Stripe's mobile or JS SDKs confirm) -----------------------------------
 @dataclass(frozen=True)
 class CreatedIntent:

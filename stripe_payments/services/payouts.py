@@ -20,16 +20,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .. import gateway, keys
 from ..models import (
     CHARGED_STATUSES,
+    DISPUTE_OPEN,
     ConnectedAccount,
+    Dispute,
+    DisputeStatus,
     LedgerAccount,
     LedgerEntry,
+    LedgerKind,
     Payment,
-    PaymentStatus,
     TeacherTransfer,
     TeacherTransferKind,
     TeacherTransferStatus,
@@ -67,6 +71,8 @@ def record_destination_share(*, payment: Payment) -> None:
 
 
 def _transfer_key(transfer: TeacherTransfer, step: str = "create") -> str:
+    if step == "create" and transfer.refusals:
+        step = f"create-{transfer.refusals}"  # a new key after each refusal (Stripe replays those)
     return keys.row_key("transfer", transfer.pk, transfer.created_at, step)
 
 
@@ -86,13 +92,14 @@ class PayoutRun:
 
 def _payable_payment_ids() -> list[int]:
     """Platform charges of teachers whose account can receive transfers now, with a share still
-    owed and no transfer row yet, or one pending."""
+    owed and no transfer row yet, one pending, or one Stripe refused (retried by ``_claim`` once
+    the account changed since)."""
     teachers = ConnectedAccount.objects.filter(transfers_active=True).values_list("teacher_id", flat=True)
     owed = (LedgerEntry.objects.filter(account=LedgerAccount.TEACHER_OWED, teacher_id__in=teachers)
             .values_list("payment_id", flat=True).distinct())
     return list(Payment.objects.filter(pk__in=owed, destination_account_id="", status__in=CHARGED_STATUSES)
-                .exclude(status=PaymentStatus.DISPUTED)
-                .exclude(teacher_transfer__status__in=[TeacherTransferStatus.PAID, TeacherTransferStatus.FAILED])
+                .exclude(disputes__status__in=DISPUTE_OPEN)
+                .exclude(teacher_transfer__status=TeacherTransferStatus.PAID)
                 .order_by("pk").values_list("pk", flat=True))
 
 
@@ -102,12 +109,22 @@ def _claim(payment_id: int) -> TeacherTransfer | None:
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         existing = TeacherTransfer.objects.select_for_update().filter(payment_id=payment_id).first()
-        if existing is not None:
-            return existing if existing.status == TeacherTransferStatus.PENDING else None
+        if existing is not None and existing.status == TeacherTransferStatus.PENDING:
+            return existing
         account = ConnectedAccount.objects.filter(teacher_id=payment.teacher_id, transfers_active=True).first()
         owed = ledger.owed_for_payment(payment_id)
         if account is None or owed <= 0 or not payment.stripe_charge_id:
             return None
+        if existing is not None:  # refused before: again only if the account changed since
+            if existing.status != TeacherTransferStatus.FAILED or account.updated_at <= existing.updated_at:
+                return None
+            existing.status = TeacherTransferStatus.PENDING
+            existing.amount_cents = owed
+            existing.stripe_account_id = account.stripe_account_id
+            existing.failure_message = ""
+            existing.save(update_fields=["status", "amount_cents", "stripe_account_id", "failure_message",
+                                         "updated_at"])
+            return existing
         return TeacherTransfer.objects.create(
             payment=payment, teacher_id=payment.teacher_id, stripe_account_id=account.stripe_account_id,
             kind=TeacherTransferKind.PAYOUT, amount_cents=owed)
@@ -146,7 +163,8 @@ def _failed(transfer_id: int, message: str) -> None:
         if transfer.status == TeacherTransferStatus.PENDING:
             transfer.status = TeacherTransferStatus.FAILED
             transfer.failure_message = message[:500]
-            transfer.save(update_fields=["status", "failure_message", "updated_at"])
+            transfer.refusals += 1
+            transfer.save(update_fields=["status", "failure_message", "refusals", "updated_at"])
 
 
 def pay_out_teachers() -> PayoutRun:
@@ -172,26 +190,63 @@ def pay_out_teachers() -> PayoutRun:
         run.paid.append(transfer.pk)
         run.paid_cents += transfer.amount_cents
     reverse_paid_shares(run)
+    restore_won_disputes(run)
     return run
 
 
+def _reversal_target(transfer: TeacherTransfer) -> int:
+    """What of the transfer must be reversed at Stripe by us: for a platform charge's payout, what
+    refunds and disputes took back; for a destination charge, what disputes took (Stripe's refund
+    call already reversed the refunds' part)."""
+    if transfer.kind == TeacherTransferKind.DESTINATION:
+        return ledger.disputed_share_taken_from_paid(transfer.payment_id)
+    return ledger.reversed_for_payment(transfer.payment_id)
+
+
+def _stripe_transfer_id(transfer: TeacherTransfer) -> str | None:
+    """A destination charge's transfer is Stripe's, made with the charge: read its id once."""
+    if transfer.stripe_transfer_id:
+        return transfer.stripe_transfer_id
+    charge_id = transfer.payment.stripe_charge_id
+    found = gateway.charge_retrieve(charge_id).transfer_id if charge_id else None
+    if found:
+        TeacherTransfer.objects.filter(pk=transfer.pk, stripe_transfer_id__isnull=True).update(stripe_transfer_id=found)
+    return found
+
+
 def reverse_paid_shares(run: PayoutRun | None = None) -> PayoutRun:
-    """Reverse at Stripe what the ledger took back from paid-out shares of platform charges."""
+    """Reverse at Stripe what the ledger took back from shares already on teachers' accounts."""
     run = run or PayoutRun()
-    for transfer in TeacherTransfer.objects.filter(kind=TeacherTransferKind.PAYOUT, status=TeacherTransferStatus.PAID,
-                                                   stripe_transfer_id__isnull=False).order_by("pk"):
-        target = min(ledger.reversed_for_payment(transfer.payment_id), transfer.amount_cents)
+    taken = (LedgerEntry.objects.filter(account=LedgerAccount.TEACHER_PAID,
+                                        kind__in=[LedgerKind.REVERSAL, LedgerKind.DISPUTE])
+             .values_list("payment_id", flat=True).distinct())
+    for transfer in (TeacherTransfer.objects.filter(status=TeacherTransferStatus.PAID, payment_id__in=taken)
+                     .select_related("payment").order_by("pk")):
+        target = min(_reversal_target(transfer), transfer.amount_cents)
         if target <= transfer.reversed_cents:
             continue
         amount = target - transfer.reversed_cents
         try:
+            transfer_id = _stripe_transfer_id(transfer)
+            if transfer_id is None:
+                logger.error("teacher transfer %s (payment %s) has no transfer at Stripe to reverse",
+                             transfer.pk, transfer.payment_id)
+                continue
+            step = f"reverse-to-{target}" + (f"-r{transfer.refusals}" if transfer.refusals else "")
             gateway.transfer_reverse(
-                transfer_id=transfer.stripe_transfer_id, amount_cents=amount,
-                idempotency_key=_transfer_key(transfer, f"reverse-to-{target}"),
+                transfer_id=transfer_id, amount_cents=amount, idempotency_key=_transfer_key(transfer, step),
                 metadata={"payment_id": str(transfer.payment_id), "teacher_transfer_id": str(transfer.pk)})
+        except gateway.ProviderInvalidRequest as exc:
+            # Refused, nothing done: Stripe replays that answer under the key, so the next run
+            # tries under a new one.
+            logger.error("reversal of transfer %s to %s refused: %s", transfer.pk, target, exc.message)
+            TeacherTransfer.objects.filter(pk=transfer.pk).update(refusals=F("refusals") + 1)
+            run.failed.append(transfer.pk)
+            continue
         except gateway.GatewayError as exc:
             logger.warning("reversal of transfer %s to %s: %s; retried by the next run", transfer.pk, target,
                            type(exc).__name__)
+            run.pending.append(transfer.pk)
             continue
         with transaction.atomic():
             locked = TeacherTransfer.objects.select_for_update().get(pk=transfer.pk)
@@ -200,4 +255,49 @@ def reverse_paid_shares(run: PayoutRun | None = None) -> PayoutRun:
                 locked.save(update_fields=["reversed_cents", "updated_at"])
         run.reversals += 1
         run.reversed_cents += amount
+    return run
+
+
+def restore_won_disputes(run: PayoutRun | None = None) -> PayoutRun:
+    """A won dispute of a share that had been paid out (and reversed): the share goes back to the
+    teacher by a new transfer from the platform's available balance, keyed from the dispute row;
+    until it is made the share is owed (ledger ``dispute-won``), then paid (``restore:<id>``)."""
+    run = run or PayoutRun()
+    for dispute in (Dispute.objects.filter(status=DisputeStatus.WON, share_was_paid_out=True, restore_transfer_id="",
+                                           share_cents__gt=0).select_related("payment").order_by("pk")):
+        share = TeacherTransfer.objects.filter(payment_id=dispute.payment_id).first()
+        if share is None:
+            continue
+        try:
+            result = gateway.transfer_create(
+                amount_cents=dispute.share_cents, destination_account_id=share.stripe_account_id,
+                source_charge_id=None, transfer_group=_group(dispute.payment_id),
+                metadata={"payment_id": str(dispute.payment_id), "dispute_id": dispute.stripe_dispute_id},
+                idempotency_key=keys.row_key("dispute", dispute.pk, dispute.created_at,
+                                             f"restore-{dispute.restore_refusals}"))
+        except gateway.ProviderInvalidRequest as exc:
+            # Refused, nothing done (e.g. the available balance is short): Stripe saved that answer
+            # under the key, so the next run tries under a new one.
+            logger.warning("restoring dispute %s's share refused: %s; retried by the next run", dispute.pk,
+                           exc.message)
+            Dispute.objects.filter(pk=dispute.pk, restore_transfer_id="").update(
+                restore_refusals=F("restore_refusals") + 1)
+            run.pending.append(share.pk)
+            continue
+        except gateway.GatewayError as exc:  # unreachable, timed out: the same key next time
+            logger.warning("restoring dispute %s's share: %s; retried by the next run", dispute.pk,
+                           type(exc).__name__)
+            run.pending.append(share.pk)
+            continue
+        with transaction.atomic():
+            payment = Payment.objects.select_for_update().get(pk=dispute.payment_id)
+            locked = Dispute.objects.select_for_update().get(pk=dispute.pk)
+            if not locked.restore_transfer_id:
+                locked.restore_transfer_id = result.id
+                locked.save(update_fields=["restore_transfer_id", "updated_at"])
+            ledger.post_movement(f"restore:{dispute.pk}", payment, [
+                (LedgerAccount.TEACHER_OWED, LedgerKind.TRANSFER, -dispute.share_cents),
+                (LedgerAccount.TEACHER_PAID, LedgerKind.TRANSFER, dispute.share_cents),
+            ], result.id)
+        run.paid_cents += dispute.share_cents
     return run

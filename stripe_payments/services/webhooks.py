@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .. import gateway
 from ..models import Payment, WebhookEvent, WebhookEventStatus
-from . import cards, connect, payments, refunds
+from . import cards, connect, disputes, payments, refunds
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,11 @@ def handle_refund_event(event: WebhookEvent) -> None:
         refunds.payment_sync_refunds(payment_id=payment.pk)
 
 
-def handle_dispute_created(event: WebhookEvent) -> None:
-    """The card holder disputed the charge: payment and booking become ``disputed`` (re-read)."""
-    pi_id = event.payment_intent_id
-    payment = Payment.objects.filter(stripe_payment_intent_id=pi_id).first() if pi_id else None
-    if payment is not None:
-        payments.payment_dispute_sync(payment_id=payment.pk)
+def handle_dispute_event(event: WebhookEvent) -> None:
+    """charge.dispute.*: re-read the dispute; the payment and booking become ``disputed``, the
+    dispute is recorded and the split moves as its status says (services.disputes)."""
+    if event.object_id:
+        disputes.dispute_sync(dispute_id=event.object_id)
 
 
 def handle_account_updated(event: WebhookEvent) -> None:
@@ -74,7 +73,11 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
     "charge.refunded": handle_refund_event,
     "refund.created": handle_refund_event,
     "refund.updated": handle_refund_event,
-    "charge.dispute.created": handle_dispute_created,
+    "charge.dispute.created": handle_dispute_event,
+    "charge.dispute.updated": handle_dispute_event,
+    "charge.dispute.closed": handle_dispute_event,
+    "charge.dispute.funds_withdrawn": handle_dispute_event,
+    "charge.dispute.funds_reinstated": handle_dispute_event,
     "account.updated": handle_account_updated,
 }
 

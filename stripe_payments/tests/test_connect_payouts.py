@@ -214,6 +214,24 @@ def test_the_payout_command_reports_and_fails_on_a_refused_transfer(stripe_emula
     assert_ledger_ok()
 
 
+def test_a_refused_payout_is_tried_again_under_a_new_key_once_the_account_changed(stripe_emulator, paid, teacher):
+    paid()
+    account = onboard(stripe_emulator, teacher, complete=False)
+    ConnectedAccount.objects.filter(pk=account.pk).update(transfers_active=True)  # Stripe: not yet
+    assert payouts.pay_out_teachers().failed
+    assert payouts.pay_out_teachers().failed == []  # not again while nothing changed
+    stripe_emulator.complete_onboarding(account.stripe_account_id)
+    account.refresh_from_db()
+    account.charges_enabled = True
+    account.save()  # as account.updated does: the account changed since the refusal
+    run = payouts.pay_out_teachers()
+    assert run.paid_cents == 4500  # a replay of the refusal would have failed again
+    transfer = TeacherTransfer.objects.get()
+    assert (transfer.status, transfer.refusals) == (TeacherTransferStatus.PAID, 1)
+    assert len(objects_of(stripe_emulator, "transfer")) == 1
+    assert_ledger_ok()
+
+
 # --- refunds give back each share ------------------------------------------------------------------------
 @pytest.mark.parametrize("steps", [[None], [1999, None], [1000, 1000, 1000, None], [1, None]])
 def test_refunds_of_a_destination_charge_reverse_both_shares_to_the_cent(stripe_emulator, paid, teacher,

@@ -99,6 +99,18 @@ def test_a_signature_just_inside_the_tolerance_is_accepted(client, stripe_emulat
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("secret", "status"), [("whsec_connect_endpoint", 200), ("whsec_someone_else", 400)])
+def test_an_event_signed_by_the_connect_endpoint_is_accepted_too(client, settings, secret, status):
+    """Stripe sends connected accounts' events (account.updated) to the Connect endpoint, signed with
+    its own secret; the same URL accepts both endpoints' signatures, and no other."""
+    settings.STRIPE_CONNECT_WEBHOOK_SECRET = "whsec_connect_endpoint"
+    event = {"id": f"evt_connect_{status}", "object": "event", "type": "customer.created", "account": "acct_1",
+             "created": int(time.time()), "livemode": False, "data": {"object": {"id": "cus_1", "object": "customer"}}}
+    assert post_event(client, event, secret=secret).status_code == status
+    assert WebhookEvent.objects.filter(stripe_event_id=event["id"]).exists() == (status == 200)
+
+
+@pytest.mark.django_db
 def test_a_validly_signed_body_that_is_not_json_is_400(client):
     payload = b"not json"
     response = client.post(WEBHOOK_URL, data=payload, content_type="application/json",
@@ -257,7 +269,7 @@ def test_a_dispute_event_that_stripe_does_not_confirm_changes_nothing(client, pa
     stripe_emulator.trigger_dispute(payment.stripe_charge_id)
     event = only_event(stripe_emulator, "charge.dispute.created")
     with stripe_emulator.state.lock:  # Stripe's current state says otherwise: the event's copy is not trusted
-        stripe_emulator.state.objects[payment.stripe_charge_id]["disputed"] = False
+        stripe_emulator.state.objects[event["data"]["object"]["id"]]["status"] = "warning_closed"
     deliver(client, event)
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.SUCCEEDED
