@@ -105,6 +105,7 @@ class RefundResult:
     failure_reason: str | None
     metadata: dict[str, str]
     created: int = 0  # Unix seconds
+    transfer_reversal_id: str | None = None  # a destination charge's refund that reversed the transfer
 
 
 @dataclass(frozen=True)
@@ -531,6 +532,7 @@ def _refund(refund: Any) -> RefundResult:
         failure_reason=refund.get("failure_reason"),
         metadata=dict(refund.get("metadata") or {}),
         created=int(refund.get("created") or 0),
+        transfer_reversal_id=_id_of(refund.get("transfer_reversal")),
     )
 
 

@@ -10,8 +10,9 @@ it, under a unique constraint):
 - ``transfer:<teacher transfer>``: teacher_owed −x, teacher_paid +x (a destination charge's share
   at once, a platform charge's when ``pay_out_teachers`` pays it);
 - ``refund:<refund request>``: student +refund, platform_fees −its fee part, and the share part
-  from teacher_owed (kind ``refund``) or, once paid out, from teacher_paid (kind ``reversal``): the
-  contract's cumulative split, so a full refund returns exactly the fee and the share;
+  from teacher_owed (kind ``refund``) or, once paid out, from teacher_paid (kind ``refund`` where
+  Stripe's refund call reversed the transfer itself, ``reversal`` where the payout run reverses
+  it): the contract's cumulative split, so a full refund returns exactly the fee and the share;
   ``refund-undone:<refund request>`` when Stripe reports a counted refund failed.
 
 ``check`` verifies the invariants (``check_ledger`` runs it, with Stripe's balance transactions
@@ -92,12 +93,21 @@ def share_paid_out(payment: Payment) -> bool:
     return transfer is not None and transfer.status in (TeacherTransferStatus.PAID, TeacherTransferStatus.PENDING)
 
 
-def post_refund(*, payment: Payment, refund: RefundRequest, fee_cents: int, share_cents: int, sign: int = 1) -> None:
+def post_refund(*, payment: Payment, refund: RefundRequest, fee_cents: int, share_cents: int, sign: int = 1,
+                reversed_by_stripe: bool = False) -> None:
     """A refund counted (sign=1) into the payment, or uncounted (-1) when Stripe reported it failed:
-    ``fee_cents`` and ``share_cents`` are its parts of the cumulative split."""
-    paid = share_paid_out(payment)
-    teacher_account, teacher_kind = (A.TEACHER_PAID, K.REVERSAL) if paid else (A.TEACHER_OWED, K.REFUND)
+    ``fee_cents`` and ``share_cents`` are its parts of the cumulative split. A paid-out share is
+    taken from teacher_paid: kind ``refund`` where Stripe's refund reversed the transfer itself
+    (``reversed_by_stripe``), kind ``reversal`` where the payout run must (an uncount mirrors the
+    count)."""
     movement = f"refund:{refund.pk}" if sign > 0 else f"refund-undone:{refund.pk}"
+    if sign < 0:
+        counted = LedgerEntry.objects.filter(movement=f"refund:{refund.pk}", account__in=TEACHER_ACCOUNTS).first()
+        teacher_account, teacher_kind = (counted.account, counted.kind) if counted else (A.TEACHER_OWED, K.REFUND)
+    elif share_paid_out(payment):
+        teacher_account, teacher_kind = A.TEACHER_PAID, (K.REFUND if reversed_by_stripe else K.REVERSAL)
+    else:
+        teacher_account, teacher_kind = A.TEACHER_OWED, K.REFUND
     _post(movement, payment, [
         (A.STUDENT, K.REFUND, sign * (fee_cents + share_cents)),
         (A.PLATFORM_FEES, K.REFUND, -sign * fee_cents),
@@ -122,21 +132,16 @@ def disputed_for_payment(payment_id: int) -> int:
                .aggregate(total=Sum("amount_cents"))["total"] or 0)
 
 
-def disputed_share_taken_from_paid(payment_id: int) -> int:
-    """What disputes took back from a share already on the teacher's account (to reverse at Stripe)."""
-    return -int(LedgerEntry.objects.filter(payment_id=payment_id, account=A.TEACHER_PAID, kind=K.DISPUTE)
+def to_reverse_for_payment(payment_id: int) -> int:
+    """What the platform itself must reverse at Stripe of a share on the teacher's account: the
+    ``reversal`` rows (refunds whose Stripe call did not reverse the transfer) and disputes."""
+    return -int(LedgerEntry.objects.filter(payment_id=payment_id, account=A.TEACHER_PAID,
+                                           kind__in=[K.REVERSAL, K.DISPUTE])
                 .aggregate(total=Sum("amount_cents"))["total"] or 0)
 
 
 def owed_for_payment(payment_id: int) -> int:
     return balance(account=A.TEACHER_OWED, payment_id=payment_id)
-
-
-def reversed_for_payment(payment_id: int) -> int:
-    """What of a paid-out share the ledger says was taken back (refunds and disputes): the
-    teacher_paid rows other than transfers."""
-    return -int(LedgerEntry.objects.filter(payment_id=payment_id, account=A.TEACHER_PAID)
-                .exclude(kind=K.TRANSFER).aggregate(total=Sum("amount_cents"))["total"] or 0)
 
 
 @dataclass
@@ -289,11 +294,18 @@ def compare_with_stripe(report: LedgerReport) -> None:
             report.differences.append(
                 f"teacher {account.teacher_id} ({account.stripe_account_id}): Stripe's balance transactions "
                 f"{at_stripe}, the ledger's paid to the teacher {in_ledger}")
-    fees_at_stripe = sum(t.net for t in gateway.balance_transactions_all() if t.type in _FEE_TYPES)
-    # Disputes move no application fee at Stripe (the platform is debited the disputed amount
-    # instead), so only the fees charged and refunded are compared.
-    fees_in_ledger = int(LedgerEntry.objects.filter(account=A.PLATFORM_FEES, kind__in=[K.FEE, K.REFUND]).exclude(
-        payment__destination_account_id="").aggregate(total=Sum("amount_cents"))["total"] or 0)
-    if fees_at_stripe != fees_in_ledger:
-        report.differences.append(f"application fees: Stripe {fees_at_stripe}, the ledger's fees of destination "
-                                  f"charges {fees_in_ledger}")
+    txns = gateway.balance_transactions_all()
+    fees_at_stripe = sum(t.net for t in txns if t.type == "application_fee")
+    fee_refunds_at_stripe = -sum(t.net for t in txns if t.type == "application_fee_refund")
+    destination_rows = list(LedgerEntry.objects.exclude(payment__destination_account_id="").filter(
+        kind__in=[K.FEE, K.REFUND]).values_list("movement", "account", "kind", "amount_cents"))
+    # Refunds whose Stripe call refunded the fee too (refund_application_fee): their teacher row
+    # says Stripe reversed the share (teacher_paid, kind refund).
+    by_stripe = {m for m, account, kind, _ in destination_rows if account == A.TEACHER_PAID and kind == K.REFUND}
+    fees_in_ledger = sum(c for _, account, kind, c in destination_rows if account == A.PLATFORM_FEES and kind == K.FEE)
+    fee_refunds_in_ledger = -sum(c for m, account, kind, c in destination_rows
+                                 if account == A.PLATFORM_FEES and kind == K.REFUND and m in by_stripe)
+    if (fees_at_stripe, fee_refunds_at_stripe) != (fees_in_ledger, fee_refunds_in_ledger):
+        report.differences.append(
+            f"application fees: Stripe collected {fees_at_stripe} and refunded {fee_refunds_at_stripe}; the ledger's "
+            f"destination charges {fees_in_ledger} and {fee_refunds_in_ledger}")

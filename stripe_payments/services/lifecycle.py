@@ -172,10 +172,14 @@ def payment_settle_from_intent(*, payment_id: int, intent: IntentResult) -> Paym
     return payment
 
 
-def payment_apply_refund(*, payment: Payment, refund: RefundRequest, sign: int = 1) -> None:
+def payment_apply_refund(*, payment: Payment, refund: RefundRequest, sign: int = 1,
+                         share_reversed_by_stripe: bool = False) -> None:
     """Count (sign=1) or uncount (sign=-1) a refund into the locked payment, cumulatively split;
     the caller holds the payment's and the request's row locks. A full refund closes the booking
-    (as the refund's kind says, or ``refunded``). A disputed payment stays disputed."""
+    (as the refund's kind says, or ``refunded``). A disputed payment stays disputed.
+    ``share_reversed_by_stripe``: Stripe's refund reversed the teacher's transfer itself (a
+    destination charge's refund with ``reverse_transfer``); otherwise a paid-out share is reversed
+    by the next payout run (ledger)."""
     refunded = payment.refunded_cents + sign * refund.amount_cents
     if not 0 <= refunded <= payment.amount_cents:
         raise InvalidState("The refunds would exceed the payment.")
@@ -183,7 +187,8 @@ def payment_apply_refund(*, payment: Payment, refund: RefundRequest, sign: int =
                            refunded_cents=refunded)
     fee_part = abs(split.admin_fee_cents - payment.refunded_admin_fee_cents)
     share_part = abs(split.teacher_amount_cents - payment.refunded_teacher_cents)
-    ledger.post_refund(payment=payment, refund=refund, fee_cents=fee_part, share_cents=share_part, sign=sign)
+    ledger.post_refund(payment=payment, refund=refund, fee_cents=fee_part, share_cents=share_part, sign=sign,
+                       reversed_by_stripe=share_reversed_by_stripe)
     payment.refunded_cents = refunded
     payment.refunded_admin_fee_cents = split.admin_fee_cents
     payment.refunded_teacher_cents = split.teacher_amount_cents

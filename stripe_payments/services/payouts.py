@@ -195,12 +195,10 @@ def pay_out_teachers() -> PayoutRun:
 
 
 def _reversal_target(transfer: TeacherTransfer) -> int:
-    """What of the transfer must be reversed at Stripe by us: for a platform charge's payout, what
-    refunds and disputes took back; for a destination charge, what disputes took (Stripe's refund
-    call already reversed the refunds' part)."""
-    if transfer.kind == TeacherTransferKind.DESTINATION:
-        return ledger.disputed_share_taken_from_paid(transfer.payment_id)
-    return ledger.reversed_for_payment(transfer.payment_id)
+    """What of the transfer we must have reversed at Stripe: what refunds and disputes took back
+    from the paid-out share, less what Stripe's own refund calls reversed (a destination charge's
+    refunds, with ``reverse_transfer``)."""
+    return ledger.to_reverse_for_payment(transfer.payment_id)
 
 
 def _stripe_transfer_id(transfer: TeacherTransfer) -> str | None:

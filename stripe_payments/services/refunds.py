@@ -84,7 +84,8 @@ def _record_result(refund: RefundRequest, result: gateway.RefundResult) -> Refun
         refund.status = RefundRequestStatus.SUCCEEDED
         refund.failure_reason = ""
         if not refund.applied:
-            lifecycle.payment_apply_refund(payment=payment, refund=refund)
+            lifecycle.payment_apply_refund(payment=payment, refund=refund,
+                                           share_reversed_by_stripe=result.transfer_reversal_id is not None)
     elif result.status in ("failed", "canceled"):
         refund.status = RefundRequestStatus.FAILED
         refund.failure_reason = (result.failure_reason or result.status)[:255]

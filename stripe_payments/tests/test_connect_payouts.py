@@ -295,6 +295,31 @@ def test_a_refund_after_the_payout_reverses_the_transfer_in_proportion(stripe_em
     assert_ledger_ok()
 
 
+def test_a_refund_made_in_stripes_dashboard_of_a_destination_charge_is_reversed_by_the_payout_run(
+        stripe_emulator, paid, teacher):
+    from stripe_payments.services import refunds as refund_services
+
+    from .conftest import dashboard
+
+    account = onboard(stripe_emulator, teacher)
+    payment = paid()
+    # Someone refunds $20.00 in Stripe's dashboard, without reversing the transfer.
+    dashboard(stripe_emulator).v1.refunds.create(params={"payment_intent": payment.stripe_payment_intent_id,
+                                                         "amount": 2000})
+    refund_services.payment_sync_refunds(payment_id=payment.pk)  # as the refund webhooks do
+    payment.refresh_from_db()
+    assert (payment.refunded_admin_fee_cents, payment.refunded_teacher_cents) == (200, 1800)
+    assert balances(teacher) == (300, 0, 2700)
+    assert account_net(stripe_emulator, account.stripe_account_id) == 4500  # Stripe took nothing back yet
+    run = payouts.pay_out_teachers()
+    assert (run.reversals, run.reversed_cents) == (1, 1800)
+    assert account_net(stripe_emulator, account.stripe_account_id) == 2700
+    report = ledger.check()
+    ledger.compare_with_stripe(report)
+    # The platform bore the fee part: Stripe kept the application fee, the ledger's fee went down.
+    assert [d for d in report.differences if "application fees" not in d] == []
+
+
 def test_a_declined_booking_of_a_destination_charge_gives_both_shares_back(stripe_emulator, paid, teacher):
     from bookings.models import Booking
 
@@ -317,7 +342,8 @@ def test_every_movement_balances_and_is_written_once(stripe_emulator, paid, teac
     assert sorted(movements) == sorted([f"charge:{payment.pk}", f"transfer:{payment.teacher_transfer.pk}",
                                         f"refund:{payment.refund_requests.get().pk}"])
     assert all(sum(c for *_, c in rows) == 0 for rows in movements.values())
-    assert (LedgerAccount.TEACHER_PAID, LedgerKind.REVERSAL, -900) in movements[
+    # A destination charge's refund: Stripe's call reversed the share itself (kind refund, not reversal).
+    assert (LedgerAccount.TEACHER_PAID, LedgerKind.REFUND, -900) in movements[
         f"refund:{payment.refund_requests.get().pk}"]
     ledger.post_charge(payment=payment)  # again: nothing new
     assert LedgerEntry.objects.filter(payment=payment).count() == 8
