@@ -251,3 +251,13 @@ def test_a_browser_accept_header_still_gets_json_not_406(client_for, student):
 
 def test_a_teacher_filter_beyond_a_64_bit_id_is_a_400(client_for, student):
     assert_envelope(client_for(student).get("/gigs/", {"teacher": "12822497682539167315132416"}), 400, "invalid_request")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "status"), [("/stripe-payments/connect/return/?token=x&format=AAA", 400),
+                                              ("/stripe-payments/connect/refresh/?token=x&format=AAA", 400),
+                                              ("/gigs/?format=AAA", 401), ("/health/?format=AAA", 200)])
+def test_an_unknown_format_parameter_is_ignored_not_a_404(api_client, path, status):
+    """DRF answers 404 to a ``?format=`` naming no renderer; the page exists, so it answers as it
+    would without the parameter (a bad token is 400)."""
+    assert api_client.get(path).status_code == status
