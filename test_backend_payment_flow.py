@@ -14,6 +14,10 @@ keeps it out even when a path names it.
 
 Against the local Stripe emulator (`make run` without keys) it also completes 3-D Secure through
 the emulator's test page; against real Stripe those two scenarios are skipped (a browser is needed).
+Last, teacher payouts (Stripe Connect) as the demo teacher: onboard, complete the emulator's hosted
+onboarding page (skipped against real Stripe, like 3-D Secure), check the status, then the demo
+student pays for the teacher's gig and the teacher's earnings show it (paid_out grows by the
+teacher's 90% share: a destination charge).
 The server must run with generous throttle rates: the script makes about 30 payment calls. `make run`
 has them (linguaflex/settings/local.py); a server on the contract's rates answers 429, and the script
 stops with one line naming THROTTLE_RATES (exit 2).
@@ -91,13 +95,21 @@ class Flow:
     gig: dict[str, Any] = field(default_factory=dict)
     saved_pm: str = ""
     payment_id: int | None = None
+    teacher_email: str = "teacher@example.com"
+    teacher_password: str = "password123"
+    teacher_token: str = ""
+    teacher_id: int | None = None
+    connect_account: str = ""
+    onboarding_url: str = ""
     results: list[Result] = field(default_factory=list)
 
     # --- HTTP -----------------------------------------------------------------------------------
-    def call(self, method: str, path: str, body: Any = None, *, auth: bool = True, **kwargs) -> requests.Response:
+    def call(self, method: str, path: str, body: Any = None, *, auth: bool = True, token: str | None = None,
+             **kwargs) -> requests.Response:
         headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
-        if auth and self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = self.token if token is None else token
+        if auth and token:
+            headers["Authorization"] = f"Bearer {token}"
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         return http_request(self.session, method, url, json=body, headers=headers, **kwargs)
 
@@ -318,14 +330,117 @@ def scenario_3ds_card(flow: Flow) -> str:
     return f"saved {returned['payment_method_id']} after 3-D Secure; charged off-session: payment {paid['payment_id']}"
 
 
+# --- teacher payouts (Stripe Connect) -------------------------------------------------------------
+def _teacher(flow: Flow) -> None:
+    """Log in the demo teacher once (their own token; the student's stays in flow.token)."""
+    if flow.teacher_token:
+        return
+    body = expect(flow.call("POST", "/accounts/login/", {"email": flow.teacher_email, "password": flow.teacher_password},
+                            auth=False), 200)
+    assert body["user"]["role"] == "teacher", f"{flow.teacher_email} is a {body['user']['role']}, not a teacher"
+    flow.teacher_token, flow.teacher_id = body["access"], body["user"]["id"]
+
+
+def _onboard(flow: Flow) -> dict[str, Any]:
+    body = expect(flow.call("POST", "/stripe-payments/connect/onboard/", token=flow.teacher_token), 200)
+    assert str(body["account_id"]).startswith("acct_"), body
+    assert str(body["onboarding_url"]).startswith("http"), body
+    return body
+
+
+def scenario_connect_onboard(flow: Flow) -> str:
+    _teacher(flow)
+    before = expect(flow.call("GET", "/stripe-payments/connect/status/", token=flow.teacher_token), 200)
+    assert {"account_id", "charges_enabled", "payouts_enabled", "requirements_due"} <= set(before), before
+    if before["account_id"] is None:
+        assert (before["charges_enabled"], before["payouts_enabled"], before["requirements_due"]) == (False, False, []), before
+    first = _onboard(flow)
+    if before["account_id"] is not None:
+        assert first["account_id"] == before["account_id"], f"a new account {first['account_id']} for an onboarded teacher"
+    again = _onboard(flow)
+    assert again["account_id"] == first["account_id"], f"second onboard answered {again['account_id']}"
+    flow.connect_account, flow.onboarding_url = again["account_id"], again["onboarding_url"].rstrip("/")
+    state = "new account" if before["account_id"] is None else "already onboarded before"
+    return f"{flow.connect_account} ({state}); the same account_id again"
+
+
+def scenario_connect_complete(flow: Flow) -> str:
+    assert flow.onboarding_url, "no onboarding_url from the onboard scenario"
+    if "/_emulator/connect/onboard/" not in flow.onboarding_url:
+        raise Skip("Stripe's hosted onboarding needs a browser outside the local emulator")
+    page = http_request(requests.Session(), "GET", flow.onboarding_url)
+    assert page.status_code == 200 and "onboarding" in page.text.lower(), f"onboarding page: HTTP {page.status_code}"
+    answer = http_request(requests.Session(), "POST", flow.onboarding_url + "/complete", allow_redirects=False)
+    assert answer.status_code == 302, f"the emulator answered {answer.status_code}, not a redirect"
+    location = answer.headers["Location"]
+    assert "/stripe-payments/connect/return/?token=" in location, f"redirected to {location}"
+    returned = expect(flow.call("GET", location, auth=False), 200)
+    assert returned["account_id"] == flow.connect_account, returned
+    assert returned["onboarding_complete"] is True and returned["details_submitted"] is True, returned
+    assert returned["charges_enabled"] is True and returned["payouts_enabled"] is True, returned
+    return "302 to the return URL; onboarding_complete, charges and payouts enabled"
+
+
+def scenario_connect_status(flow: Flow) -> str:
+    _teacher(flow)
+    status = expect(flow.call("GET", "/stripe-payments/connect/status/", token=flow.teacher_token), 200)
+    assert status["account_id"] == flow.connect_account, status
+    if "/_emulator/connect/onboard/" in flow.onboarding_url:
+        assert status["charges_enabled"] is True and status["payouts_enabled"] is True, status
+        assert status["requirements_due"] == [], status
+    return (f"charges_enabled {status['charges_enabled']}, payouts_enabled {status['payouts_enabled']}, "
+            f"requirements_due {status['requirements_due']}")
+
+
+def scenario_connect_earnings(flow: Flow) -> str:
+    _teacher(flow)
+    gigs = expect(flow.call("GET", f"/gigs/?page_size=100&teacher={flow.teacher_id}"), 200)["results"]
+    active = [gig for gig in gigs if gig.get("is_active")]
+    assert active, "the demo teacher has no active gig"
+    gig = next((g for g in active if g["price_cents"] == 5000), active[0])
+    status = expect(flow.call("GET", "/stripe-payments/connect/status/", token=flow.teacher_token), 200)
+    before = expect(flow.call("GET", "/stripe-payments/earnings/", token=flow.teacher_token), 200)["totals"]
+    paid = expect(flow.call("POST", "/stripe-payments/process-payment/",
+                            {"gig_id": gig["id"], "card_details": flow.card("4242424242424242")}), 200)
+    assert paid["status"] == "succeeded" and paid["amount_cents"] == gig["price_cents"], paid
+    fee = (gig["price_cents"] * 10 * 2 + 100) // 200
+    share = gig["price_cents"] - fee
+    after = expect(flow.call("GET", "/stripe-payments/earnings/", token=flow.teacher_token), 200)
+    totals = after["totals"]
+    delta = {key: totals[f"{key}_cents"] - before[f"{key}_cents"]
+             for key in ("gross", "platform_fee", "refunded", "net", "paid_out", "owed")}
+    assert delta["gross"] == gig["price_cents"], f"gross grew by {delta['gross']}, not {gig['price_cents']}"
+    assert delta["platform_fee"] == fee and delta["net"] == share and delta["refunded"] == 0, delta
+    assert totals["net_cents"] == totals["paid_out_cents"] + totals["owed_cents"], totals
+    assert abs(totals["paid_out"] - totals["paid_out_cents"] / 100) < 1e-9, totals
+    assert after["months"] and all(len(m["month"]) == 7 for m in after["months"]), after["months"]
+    if status["payouts_enabled"]:
+        assert delta["paid_out"] == share and delta["owed"] == 0, f"not a destination charge: {delta}"
+        where = "paid_out"
+    else:
+        assert delta["owed"] == share and delta["paid_out"] == 0, delta
+        where = "owed (not onboarded)"
+    return (f"payment {paid['payment_id']} of {gig['price_cents'] / 100:.2f}: gross +{delta['gross'] / 100:.2f}, "
+            f"fee +{fee / 100:.2f}, {where} +{share / 100:.2f} (paid_out now {totals['paid_out']:.2f})")
+
+
+def scenario_connect_roles(flow: Flow) -> str:
+    expect(flow.call("POST", "/stripe-payments/connect/onboard/"), 403, "permission_denied")
+    expect(flow.call("GET", "/stripe-payments/earnings/", auth=False), 401, "not_authenticated")
+    return "student onboard 403 permission_denied; anonymous earnings 401 not_authenticated"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the seed's payment flow against a live LinguaFlex server.")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000")
     parser.add_argument("--email", default="student@example.com")
     parser.add_argument("--password", default="password123")
     parser.add_argument("--exp-year", type=int, default=2030, help="a future expiry year for the test cards")
+    parser.add_argument("--teacher-email", default="teacher@example.com", help="the teacher of the payout scenarios")
+    parser.add_argument("--teacher-password", default="password123")
     args = parser.parse_args(argv)
-    flow = Flow(base_url=args.base_url.rstrip("/"), email=args.email, password=args.password, exp_year=args.exp_year)
+    flow = Flow(base_url=args.base_url.rstrip("/"), email=args.email, password=args.password, exp_year=args.exp_year,
+                teacher_email=args.teacher_email, teacher_password=args.teacher_password)
 
     try:
         flow.call("GET", "/health/", auth=False).raise_for_status()
@@ -363,6 +478,13 @@ def run_scenarios(flow: Flow) -> int:
     flow.run("3-D Secure payment completed -> succeeded + booking", scenario_3ds_payment(flow, True))
     flow.run("3-D Secure payment failed -> failed, no booking", scenario_3ds_payment(flow, False))
     flow.run("3-D Secure card saved after authentication, charged later", lambda: scenario_3ds_card(flow))
+    if flow.run("payouts: teacher onboards -> account_id (the same again)", lambda: scenario_connect_onboard(flow)):
+        flow.run("payouts: emulator onboarding page completed -> return JSON complete",
+                 lambda: scenario_connect_complete(flow))
+        flow.run("payouts: status -> charges and payouts enabled", lambda: scenario_connect_status(flow))
+    flow.run("payouts: student pays the teacher's gig -> earnings paid_out + share",
+             lambda: scenario_connect_earnings(flow))
+    flow.run("payouts: student onboard 403, anonymous earnings 401", lambda: scenario_connect_roles(flow))
     print_table(flow.results)
     return 1 if any(result.outcome == "FAIL" for result in flow.results) else 0
 

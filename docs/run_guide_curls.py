@@ -9,6 +9,11 @@ over to the next. `http://127.0.0.1:8000` is replaced by --base-url and `http://
 (the Stripe emulator of `make run`) by --stripe-url. A block right after an HTML comment
 `<!-- guide-runner: skip REASON -->` is not run (the runner prints it and its reason); one after
 `<!-- guide-runner: emulator-only -->` is not run with --no-emulator (a server on real Stripe).
+A block after `<!-- guide-runner: manage -->` runs on the server's machine: its `python manage.py …`
+lines run this repository's manage.py (with .venv's Python when there is one, in the repository's
+directory, with the runner's environment: the server's DATABASE_URL and Stripe settings under
+`make qa`; without STRIPE_API_BASE and unless --no-emulator, pointed at --stripe-url with the
+emulator's key, as `make run` does). --no-manage skips such blocks (a server on another machine).
 
 The run fails, naming the block and its line in the guide, when any command of a block fails.
 A 429 (the server's throttle rates too low for the guide; `make run` has generous ones) stops the
@@ -37,6 +42,10 @@ DOC_STRIPE = "http://127.0.0.1:12111"
 FENCE = re.compile(r"^```bash[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 SKIP = re.compile(r"<!--\s*guide-runner:\s*skip\b\s*(.*?)\s*-->\s*$", re.DOTALL)
 EMULATOR_ONLY = re.compile(r"<!--\s*guide-runner:\s*emulator-only\s*-->\s*$")
+MANAGE = re.compile(r"<!--\s*guide-runner:\s*manage\s*-->\s*$")
+MANAGE_CALL = re.compile(r"^(\s*)python3? manage\.py\b", re.MULTILINE)
+ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_KEY = "sk_test_linguaflex_local_emulator"  # linguaflex/devserver.py's key for the emulator
 GENEROUS_RATES = "login_email=1000/min,login_ip=1000/min,register=1000/min,payment=1000/min"
 
 # Every curl of the guide dumps its response headers; a 429 is written to the status file and the
@@ -65,28 +74,46 @@ class Block:
     heading: str
     skip: str | None
     emulator_only: bool = False
+    manage: bool = False
 
 
-def extract(text: str, *, emulator: bool = True) -> list[Block]:
+def extract(text: str, *, emulator: bool = True, manage: bool = True) -> list[Block]:
     blocks: list[Block] = []
     for match in FENCE.finditer(text):
         code = match.group(1)
-        if not re.search(r"\bcurl\b", code):
-            continue
         before = text[: match.start()]
+        previous = before.rstrip().rsplit("\n", 1)[-1]
+        is_manage = bool(MANAGE.search(previous))
+        if not re.search(r"\bcurl\b", code) and not is_manage:
+            continue
         line = before.count("\n") + 1
         headings = re.findall(r"^#{1,6} (.+)$", before, re.MULTILINE)
-        previous = before.rstrip().rsplit("\n", 1)[-1]
         skip = SKIP.search(previous)
         emulator_only = bool(EMULATOR_ONLY.search(previous))
         reason = (skip.group(1) or "no reason given") if skip else None
         if emulator_only and not emulator:
             reason = "needs the local Stripe emulator (--no-emulator)"
-        blocks.append(Block(len(blocks) + 1, line, code, headings[-1] if headings else "", reason, emulator_only))
+        if is_manage and not manage:
+            reason = "runs manage.py on the server's machine (--no-manage, or no manage.py here)"
+        blocks.append(Block(len(blocks) + 1, line, code, headings[-1] if headings else "", reason, emulator_only,
+                            is_manage))
     return blocks
 
 
-def build_script(blocks: list[Block], base_url: str, stripe_url: str, status_file: str) -> str:
+def manage_function(stripe_url: str, emulator: bool) -> str:
+    """`__guide_manage ARGS`: this repository's manage.py, in its directory, for manage blocks."""
+    venv = ROOT / ".venv" / "bin" / "python"
+    python = str(venv) if venv.exists() else sys.executable
+    env = []
+    if emulator and not os.environ.get("STRIPE_API_BASE"):
+        env = [f"STRIPE_API_BASE={shlex.quote(stripe_url)}",
+               f"STRIPE_SECRET_KEY={EMULATOR_KEY}"]
+    prefix = ("env " + " ".join(env) + " ") if env else ""
+    return (f"__guide_manage() {{ (cd {shlex.quote(str(ROOT))} && {prefix}{shlex.quote(python)} manage.py \"$@\"); }}")
+
+
+def build_script(blocks: list[Block], base_url: str, stripe_url: str, status_file: str,
+                 emulator: bool = True) -> str:
     parts = [
         "set -euo pipefail",
         f"__guide_status={shlex.quote(status_file)}",
@@ -94,10 +121,14 @@ def build_script(blocks: list[Block], base_url: str, stripe_url: str, status_fil
         'trap \'rc=$?; echo "exit $rc" >> "$__guide_status"\' EXIT',
         CURL_WRAPPER.strip("\n"),
     ]
+    if any(block.manage and not block.skip for block in blocks):
+        parts.append(manage_function(stripe_url, emulator))
     for block in blocks:
         if block.skip:
             continue
         code = block.code.replace(DOC_BASE, base_url).replace(DOC_STRIPE, stripe_url)
+        if block.manage:
+            code = MANAGE_CALL.sub(r"\1__guide_manage", code)
         parts.append(f'echo "start {block.number}" >> "$__guide_status"; __guide_block={block.number}')
         parts.append(f'printf "\\n\\033[1m--- block {block.number} (guide line {block.line}): '
                      f'{_printf_safe(block.heading)}\\033[0m\\n"')
@@ -132,24 +163,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="the Stripe emulator's address (emulator-only blocks use it)")
     parser.add_argument("--no-emulator", action="store_true",
                         help="the server talks to real Stripe: skip the blocks marked emulator-only")
+    parser.add_argument("--no-manage", action="store_true",
+                        help="the server runs elsewhere: skip the blocks marked manage (manage.py commands)")
     parser.add_argument("--guide", default=str(GUIDE))
     parser.add_argument("--timeout", type=float, default=600, help="seconds for the whole run")
     parser.add_argument("--list", action="store_true", help="print the blocks and exit")
     args = parser.parse_args(argv)
 
-    blocks = extract(Path(args.guide).read_text(encoding="utf-8"), emulator=not args.no_emulator)
+    manage = not args.no_manage and (ROOT / "manage.py").exists()
+    blocks = extract(Path(args.guide).read_text(encoding="utf-8"), emulator=not args.no_emulator, manage=manage)
     if not blocks:
         print(f"no ```bash blocks with curl in {args.guide}", file=sys.stderr)
         return 1
     if args.list:
         for block in blocks:
-            state = f"SKIP ({block.skip})" if block.skip else ("run (emulator only)" if block.emulator_only else "run")
+            state = (f"SKIP ({block.skip})" if block.skip else "run (emulator only)" if block.emulator_only
+                     else "run (manage.py)" if block.manage else "run")
             print(f"block {block.number:2d}  line {block.line:4d}  {state:6}  {block.heading}")
         return 0
 
     with tempfile.TemporaryDirectory(prefix="guide-curls-") as workdir:
         status_file = os.path.join(workdir, ".status")
-        script = build_script(blocks, args.base_url.rstrip("/"), args.stripe_url.rstrip("/"), status_file)
+        script = build_script(blocks, args.base_url.rstrip("/"), args.stripe_url.rstrip("/"), status_file,
+                              emulator=not args.no_emulator)
         Path(workdir, "guide.sh").write_text(script)
         started = time.monotonic()
         try:
