@@ -42,11 +42,12 @@ TEACHER_ACCOUNTS = (A.TEACHER_OWED, A.TEACHER_PAID)
 
 
 def _post(movement: str, payment: Payment, rows: list[tuple[str, str, int]], stripe_object_id: str = "") -> bool:
-    """Write one movement's rows (account, kind, cents) once; False if it was written before."""
-    rows = [row for row in rows if row[2] != 0]
+    """Write one movement's rows (account, kind, cents) once; False if it was written before.
+    A zero row is kept beside non-zero ones: its account and kind still say who moved what (a
+    1-cent refund's share part of 0 still says whether Stripe reversed the transfer)."""
     if sum(cents for _, _, cents in rows) != 0:
         raise ValueError(f"ledger movement {movement} does not balance: {rows}")
-    if not rows or LedgerEntry.objects.filter(movement=movement).exists():
+    if not any(cents for _, _, cents in rows) or LedgerEntry.objects.filter(movement=movement).exists():
         return False
     try:
         with transaction.atomic():

@@ -8,9 +8,13 @@
   ``TeacherTransfer`` row. A rerun (after a crash, or run twice at once) finds that row and calls
   Stripe again with the same key, so Stripe transfers once; a row whose key may have expired
   (over 23 hours) is first looked for at Stripe by its transfer group.
-- A refund of a paid-out share is taken back by a transfer reversal (``reverse_paid_shares``),
-  each under a key naming the cumulative total it brings the reversal to, so a rerun reverses once.
-  A destination charge's refund reverses the share in Stripe's refund call itself.
+- A refund or dispute of a paid-out share is taken back by a transfer reversal
+  (``reverse_paid_shares``), each under a key naming the cumulative total it brings the reversal
+  to, so a rerun reverses once; a destination charge's refund reverses the share in Stripe's own
+  refund call. A won dispute's share goes back by a new transfer (``restore_won_disputes``).
+- Stripe saves a refused request's answer under its idempotency key: a refused transfer,
+  reversal or restore is retried under a new key (a refusal counter on the row); a request whose
+  outcome is unknown (timeout, dropped connection) is retried under the same key.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from .. import gateway, keys
@@ -95,9 +99,11 @@ def _payable_payment_ids() -> list[int]:
     owed and no transfer row yet, one pending, or one Stripe refused (retried by ``_claim`` once
     the account changed since)."""
     teachers = ConnectedAccount.objects.filter(transfers_active=True).values_list("teacher_id", flat=True)
-    owed = (LedgerEntry.objects.filter(account=LedgerAccount.TEACHER_OWED, teacher_id__in=teachers)
-            .values_list("payment_id", flat=True).distinct())
-    return list(Payment.objects.filter(pk__in=owed, destination_account_id="", status__in=CHARGED_STATUSES)
+    owed = (LedgerEntry.objects.filter(account=LedgerAccount.TEACHER_OWED, teacher_id__in=teachers,
+                                       payment__destination_account_id="")
+            .values("payment_id").annotate(owed=Sum("amount_cents")).filter(owed__gt=0)
+            .values_list("payment_id", flat=True))
+    return list(Payment.objects.filter(pk__in=owed, status__in=CHARGED_STATUSES)
                 .exclude(disputes__status__in=DISPUTE_OPEN)
                 .exclude(teacher_transfer__status=TeacherTransferStatus.PAID)
                 .order_by("pk").values_list("pk", flat=True))
@@ -168,7 +174,8 @@ def _failed(transfer_id: int, message: str) -> None:
 
 
 def pay_out_teachers() -> PayoutRun:
-    """Pay every owed share that can be paid now, then reverse what refunds took back."""
+    """Pay every owed share that can be paid now, reverse at Stripe what refunds and disputes took
+    back from paid-out shares, and give back the shares of won disputes."""
     run = PayoutRun()
     for payment_id in _payable_payment_ids():
         transfer = _claim(payment_id)

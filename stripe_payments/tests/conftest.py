@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from datetime import date
@@ -180,5 +181,101 @@ def paid(stripe_emulator, client_for, student, gig, make_gig):
             PAY_URL, {"gig_id": target.pk, "card_details": card(VISA)}, format="json")
         assert response.status_code == 200, response.content
         return Payment.objects.get(pk=response.json()["payment_id"])
+
+    return make
+
+
+# --- Connect and the ledger --------------------------------------------------------------------------------
+_account_keys = itertools.count()
+
+
+def onboard(emulator, teacher, *, complete: bool = True):
+    """The teacher's connected account at the emulator (onboarded unless ``complete`` is False),
+    and its row as the onboarding service and ``account.updated`` keep it."""
+    from stripe_payments import gateway
+    from stripe_payments.models import ConnectedAccount
+
+    acct = gateway.account_create(email=teacher.email, teacher_id=teacher.pk,
+                                  idempotency_key=f"test-account-{teacher.pk}-{next(_account_keys)}-{time.time_ns()}")
+    if complete:
+        emulator.complete_onboarding(acct.id)
+    fresh = gateway.account_retrieve(acct.id)
+    return ConnectedAccount.objects.create(
+        teacher=teacher, stripe_account_id=acct.id, charges_enabled=fresh.charges_enabled,
+        payouts_enabled=fresh.payouts_enabled, details_submitted=fresh.details_submitted,
+        transfers_active=fresh.transfers_active, requirements_due=fresh.requirements_due)
+
+
+def ledger_balances(teacher) -> tuple[int, int, int]:
+    """(platform fees, owed, paid) of the teacher's payments in the ledger."""
+    from stripe_payments.models import LedgerAccount
+    from stripe_payments.services import ledger
+
+    return (ledger.balance(account=LedgerAccount.PLATFORM_FEES, teacher_id=teacher.pk),
+            ledger.balance(account=LedgerAccount.TEACHER_OWED, teacher_id=teacher.pk),
+            ledger.balance(account=LedgerAccount.TEACHER_PAID, teacher_id=teacher.pk))
+
+
+def account_net(account_id: str) -> int:
+    """The connected account's balance at Stripe, its own payouts aside: what the teacher got."""
+    from stripe_payments import gateway
+
+    return sum(t.net for t in gateway.balance_transactions_all(account_id=account_id)
+               if t.type not in ("payout", "payout_cancel", "payout_failure"))
+
+
+def assert_ledger_ok(*, with_stripe: bool = True) -> None:
+    from stripe_payments.services import ledger
+
+    report = ledger.check()
+    if with_stripe:
+        ledger.compare_with_stripe(report)
+    assert report.ok, report.differences
+
+
+def date_movement(movement_prefix: str, when) -> None:
+    """Date the rows of a movement (the ledger's save() refuses updates; a queryset update is the fixture)."""
+    from stripe_payments.models import LedgerEntry
+
+    assert LedgerEntry.objects.filter(movement__startswith=movement_prefix).update(created_at=when) > 0
+
+
+def ledger_transfer(payment, when):
+    """A paid payout of the payment's whole share, with its ledger movement, dated ``when``."""
+    from stripe_payments.models import TeacherTransfer
+    from stripe_payments.services import ledger
+
+    row = TeacherTransfer.objects.create(payment=payment, teacher=payment.teacher, stripe_account_id="acct_test",
+                                         kind="payout", status="paid", amount_cents=payment.teacher_amount_cents,
+                                         stripe_transfer_id=f"tr_test_{payment.pk}")
+    ledger.post_transfer(transfer=row, payment=payment)
+    date_movement(f"transfer:{row.pk}", when)
+    return row
+
+
+def ledger_refund(payment, amount_cents: int, when) -> None:
+    """A refund of ``amount_cents`` (the payment's first) in the ledger, dated ``when``."""
+    from stripe_payments.models import RefundRequest
+    from stripe_payments.money import split_refunded
+    from stripe_payments.services import ledger
+
+    request = RefundRequest.objects.create(payment=payment, amount_cents=amount_cents, requested_by=payment.student)
+    split = split_refunded(amount_cents=payment.amount_cents, admin_fee_cents=payment.admin_fee_cents,
+                           refunded_cents=amount_cents)
+    ledger.post_refund(payment=payment, refund=request, fee_cents=split.admin_fee_cents,
+                       share_cents=split.teacher_amount_cents)
+    date_movement(f"refund:{request.pk}", when)
+
+
+@pytest.fixture
+def ledger_charge(make_paid_booking, make_gig, student):
+    """A succeeded payment (the model, no Stripe) for ``teacher``'s new gig, its charge in the ledger dated ``when``."""
+    from stripe_payments.services import ledger
+
+    def make(teacher, price_cents: int, when):
+        payment = make_paid_booking(student=student, gig=make_gig(teacher, price_cents=price_cents)).payment
+        ledger.post_charge(payment=payment)
+        date_movement(f"charge:{payment.pk}", when)
+        return payment
 
     return make

@@ -13,9 +13,9 @@ import pytest
 from django.contrib import admin as django_admin
 
 from stripe_payments import selectors_ledger
-from stripe_payments.models import ConnectedAccount, LedgerEntry, RefundRequest, TeacherTransfer
-from stripe_payments.money import split_refunded
-from stripe_payments.services import ledger
+from stripe_payments.models import ConnectedAccount, LedgerEntry
+
+from .conftest import date_movement, ledger_refund, ledger_transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +30,7 @@ def day(y: int, m: int, d: int, hour: int = 12) -> dt.datetime:
     return dt.datetime(y, m, d, hour, tzinfo=UTC)
 
 
-def at(movement: str, when: dt.datetime) -> None:
-    assert LedgerEntry.objects.filter(movement=movement).update(created_at=when) > 0
+at = date_movement
 
 
 @pytest.fixture
@@ -41,32 +40,11 @@ def staff(client, admin_user):
 
 
 @pytest.fixture
-def charge(make_paid_booking, make_gig, student):
-    def make(teacher, price_cents: int, when: dt.datetime):
-        payment = make_paid_booking(student=student, gig=make_gig(teacher, price_cents=price_cents)).payment
-        ledger.post_charge(payment=payment)
-        at(f"charge:{payment.pk}", when)
-        return payment
-
-    return make
+def charge(ledger_charge):
+    return ledger_charge
 
 
-def transfer(payment, when: dt.datetime) -> TeacherTransfer:
-    row = TeacherTransfer.objects.create(payment=payment, teacher=payment.teacher, stripe_account_id="acct_test",
-                                         kind="payout", status="paid", amount_cents=payment.teacher_amount_cents,
-                                         stripe_transfer_id=f"tr_test_{payment.pk}")
-    ledger.post_transfer(transfer=row, payment=payment)
-    at(f"transfer:{row.pk}", when)
-    return row
-
-
-def refund(payment, amount_cents: int, when: dt.datetime) -> None:
-    request = RefundRequest.objects.create(payment=payment, amount_cents=amount_cents, requested_by=payment.student)
-    split = split_refunded(amount_cents=payment.amount_cents, admin_fee_cents=payment.admin_fee_cents,
-                           refunded_cents=amount_cents)
-    ledger.post_refund(payment=payment, refund=request, fee_cents=split.admin_fee_cents,
-                       share_cents=split.teacher_amount_cents)
-    at(f"refund:{request.pk}", when)
+transfer, refund = ledger_transfer, ledger_refund
 
 
 def dispute(payment, cents: int, fee_cents: int, when: dt.datetime) -> None:

@@ -5,13 +5,11 @@ with and without Stripe's balance transactions)."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from stripe_payments import gateway
 from stripe_payments.models import (
     ConnectedAccount,
     LedgerAccount,
@@ -24,26 +22,9 @@ from stripe_payments.models import (
 )
 from stripe_payments.services import ledger, payouts, refunds
 
-from .conftest import run_command, stripe_calls
+from .conftest import account_net, assert_ledger_ok, ledger_balances, onboard, run_command, stripe_calls
 
 pytestmark = [pytest.mark.django_db, pytest.mark.emulator]
-
-_keys = itertools.count()
-
-
-def onboard(emulator, teacher, *, complete: bool = True) -> ConnectedAccount:
-    """The teacher's connected account at the emulator (onboarded unless ``complete`` is False),
-    and its row as the onboarding service and ``account.updated`` keep it."""
-    acct = gateway.account_create(email=teacher.email, teacher_id=teacher.pk,
-                                  idempotency_key=f"test-account-{teacher.pk}-{next(_keys)}")
-    if complete:
-        emulator.complete_onboarding(acct.id)
-    fresh = gateway.account_retrieve(acct.id)
-    return ConnectedAccount.objects.create(
-        teacher=teacher, stripe_account_id=acct.id, charges_enabled=fresh.charges_enabled,
-        payouts_enabled=fresh.payouts_enabled, details_submitted=fresh.details_submitted,
-        transfers_active=fresh.transfers_active, requirements_due=fresh.requirements_due)
-
 
 def enable(emulator, account: ConnectedAccount) -> None:
     emulator.complete_onboarding(account.stripe_account_id)
@@ -59,26 +40,6 @@ def stored(emulator, obj_id: str) -> dict:
 def objects_of(emulator, kind: str) -> list[dict]:
     with emulator.state.lock:
         return [dict(o) for o in emulator.state.objects.values() if o.get("object") == kind]
-
-
-def account_net(emulator, account_id: str) -> int:
-    """The connected account's balance at Stripe (its own payouts aside): what the teacher got."""
-    return sum(t.net for t in gateway.balance_transactions_all(account_id=account_id)
-               if t.type not in ("payout", "payout_cancel", "payout_failure"))
-
-
-def assert_ledger_ok(*, with_stripe: bool = True) -> None:
-    report = ledger.check()
-    if with_stripe:
-        ledger.compare_with_stripe(report)
-    assert report.ok, report.differences
-
-
-def balances(teacher) -> tuple[int, int, int]:
-    """(platform fees, owed, paid) of the teacher's payments in the ledger."""
-    return (ledger.balance(account=LedgerAccount.PLATFORM_FEES, teacher_id=teacher.pk),
-            ledger.balance(account=LedgerAccount.TEACHER_OWED, teacher_id=teacher.pk),
-            ledger.balance(account=LedgerAccount.TEACHER_PAID, teacher_id=teacher.pk))
 
 
 def refund(admin, payment: Payment, cents: int | None) -> None:
@@ -102,10 +63,10 @@ def test_a_payment_to_an_onboarded_teacher_is_a_destination_charge_in_one_call(s
     assert (transfer["amount"], transfer["destination"], transfer["source_transaction"]) == (
         5000, account.stripe_account_id, charge["id"])
     assert (fee["amount"], fee["account"]) == (500, account.stripe_account_id)
-    assert account_net(stripe_emulator, account.stripe_account_id) == 4500
+    assert account_net(account.stripe_account_id) == 4500
     tt = TeacherTransfer.objects.get(payment=payment)
     assert (tt.kind, tt.status, tt.amount_cents) == (TeacherTransferKind.DESTINATION, TeacherTransferStatus.PAID, 4500)
-    assert balances(teacher) == (500, 0, 4500)
+    assert ledger_balances(teacher) == (500, 0, 4500)
     assert_ledger_ok()
 
 
@@ -115,7 +76,7 @@ def test_a_teacher_without_a_ready_account_is_paid_on_the_platform_and_owed(stri
     assert payment.destination_account_id == ""
     assert stored(stripe_emulator, payment.stripe_payment_intent_id)["transfer_data"] is None
     assert not objects_of(stripe_emulator, "transfer")
-    assert balances(teacher) == (500, 4500, 0)
+    assert ledger_balances(teacher) == (500, 4500, 0)
     assert_ledger_ok()
 
 
@@ -127,7 +88,7 @@ def test_an_account_that_loses_its_capability_stops_receiving_destination_charge
     second = paid()
     assert first.destination_account_id == account.stripe_account_id
     assert second.destination_account_id == ""
-    assert balances(teacher) == (1000, 4500, 4500)
+    assert ledger_balances(teacher) == (1000, 4500, 4500)
     assert_ledger_ok()
 
 
@@ -144,8 +105,8 @@ def test_a_platform_charge_is_paid_out_once_the_account_is_enabled(stripe_emulat
     assert len(transfer) == 1
     assert (transfer[0]["amount"], transfer[0]["destination"], transfer[0]["source_transaction"]) == (
         4500, account.stripe_account_id, payment.stripe_charge_id)
-    assert balances(teacher) == (500, 0, 4500)
-    assert account_net(stripe_emulator, account.stripe_account_id) == 4500
+    assert ledger_balances(teacher) == (500, 0, 4500)
+    assert account_net(account.stripe_account_id) == 4500
     assert_ledger_ok()
     # Run again (and once more through the command): nothing more is paid.
     assert payouts.pay_out_teachers().paid == []
@@ -164,7 +125,7 @@ def test_a_payout_whose_answer_was_lost_is_paid_once_by_the_next_run(stripe_emul
     assert second.paid == first.pending
     transfers = objects_of(stripe_emulator, "transfer")
     assert sorted(t["amount"] for t in transfers) == [2700, 4500]
-    assert balances(teacher) == (800, 0, 7200)
+    assert ledger_balances(teacher) == (800, 0, 7200)
     assert_ledger_ok()
 
 
@@ -210,7 +171,7 @@ def test_the_payout_command_reports_and_fails_on_a_refused_transfer(stripe_emula
     with pytest.raises(CommandError, match="refused"):
         call_command("pay_out_teachers")
     assert TeacherTransfer.objects.get().status == TeacherTransferStatus.FAILED
-    assert balances(teacher) == (500, 4500, 0)  # still owed
+    assert ledger_balances(teacher) == (500, 4500, 0)  # still owed
     assert_ledger_ok()
 
 
@@ -242,15 +203,15 @@ def test_refunds_of_a_destination_charge_reverse_both_shares_to_the_cent(stripe_
         payment.refresh_from_db()
         refund(admin_user, payment, cents)
         payment.refresh_from_db()
-        fee, owed, paid_ = balances(teacher)
+        fee, owed, paid_ = ledger_balances(teacher)
         assert fee == 500 - payment.refunded_admin_fee_cents
         assert (owed, paid_) == (0, 4500 - payment.refunded_teacher_cents)
-        assert account_net(stripe_emulator, account.stripe_account_id) == paid_  # Stripe agrees, to the cent
+        assert account_net(account.stripe_account_id) == paid_  # Stripe agrees, to the cent
         assert_ledger_ok()
     charge = stored(stripe_emulator, payment.stripe_charge_id)
     assert stored(stripe_emulator, charge["transfer"])["amount_reversed"] == 5000
     assert stored(stripe_emulator, charge["application_fee"])["amount_refunded"] == 500
-    assert balances(teacher) == (0, 0, 0)
+    assert ledger_balances(teacher) == (0, 0, 0)
 
 
 def test_a_partial_refund_of_an_odd_amount_splits_as_the_contract_says(stripe_emulator, paid, teacher, admin_user):
@@ -259,8 +220,8 @@ def test_a_partial_refund_of_an_odd_amount_splits_as_the_contract_says(stripe_em
     refund(admin_user, payment, 1111)
     payment.refresh_from_db()
     assert (payment.refunded_admin_fee_cents, payment.refunded_teacher_cents) == (111, 1000)
-    assert balances(teacher) == (222, 0, 2000)
-    assert account_net(stripe_emulator, account.stripe_account_id) == 2000
+    assert ledger_balances(teacher) == (222, 0, 2000)
+    assert account_net(account.stripe_account_id) == 2000
     assert_ledger_ok()
 
 
@@ -268,10 +229,10 @@ def test_a_refund_of_an_owed_share_lowers_what_is_owed_and_the_payout_pays_the_r
                                                                                       teacher, admin_user):
     payment = paid()
     refund(admin_user, payment, 2000)  # fee part 200, share part 1800
-    assert balances(teacher) == (300, 2700, 0)
+    assert ledger_balances(teacher) == (300, 2700, 0)
     enable(stripe_emulator, onboard(stripe_emulator, teacher, complete=False))
     assert payouts.pay_out_teachers().paid_cents == 2700
-    assert balances(teacher) == (300, 0, 2700)
+    assert ledger_balances(teacher) == (300, 0, 2700)
     assert_ledger_ok()
 
 
@@ -281,17 +242,17 @@ def test_a_refund_after_the_payout_reverses_the_transfer_in_proportion(stripe_em
     enable(stripe_emulator, account)
     payouts.pay_out_teachers()
     refund(admin_user, payment, 1999)  # fee part 200, share part 1799
-    assert balances(teacher) == (300, 0, 2701)
+    assert ledger_balances(teacher) == (300, 0, 2701)
     run = payouts.reverse_paid_shares()
     assert (run.reversals, run.reversed_cents) == (1, 1799)
     assert payouts.reverse_paid_shares().reversals == 0  # once
-    assert account_net(stripe_emulator, account.stripe_account_id) == 2701
+    assert account_net(account.stripe_account_id) == 2701
     refund(admin_user, payment, None)
     payouts.pay_out_teachers()  # the payout run reverses too
     transfer = TeacherTransfer.objects.get(payment=payment)
     assert transfer.reversed_cents == 4500
-    assert account_net(stripe_emulator, account.stripe_account_id) == 0
-    assert balances(teacher) == (0, 0, 0)
+    assert account_net(account.stripe_account_id) == 0
+    assert ledger_balances(teacher) == (0, 0, 0)
     assert_ledger_ok()
 
 
@@ -309,11 +270,11 @@ def test_a_refund_made_in_stripes_dashboard_of_a_destination_charge_is_reversed_
     refund_services.payment_sync_refunds(payment_id=payment.pk)  # as the refund webhooks do
     payment.refresh_from_db()
     assert (payment.refunded_admin_fee_cents, payment.refunded_teacher_cents) == (200, 1800)
-    assert balances(teacher) == (300, 0, 2700)
-    assert account_net(stripe_emulator, account.stripe_account_id) == 4500  # Stripe took nothing back yet
+    assert ledger_balances(teacher) == (300, 0, 2700)
+    assert account_net(account.stripe_account_id) == 4500  # Stripe took nothing back yet
     run = payouts.pay_out_teachers()
     assert (run.reversals, run.reversed_cents) == (1, 1800)
-    assert account_net(stripe_emulator, account.stripe_account_id) == 2700
+    assert account_net(account.stripe_account_id) == 2700
     report = ledger.check()
     ledger.compare_with_stripe(report)
     # The platform bore the fee part: Stripe kept the application fee, the ledger's fee went down.
@@ -326,8 +287,8 @@ def test_a_declined_booking_of_a_destination_charge_gives_both_shares_back(strip
     account = onboard(stripe_emulator, teacher)
     payment = paid()
     refunds.booking_decline(booking=Booking.objects.get(payment=payment), user=teacher)
-    assert balances(teacher) == (0, 0, 0)
-    assert account_net(stripe_emulator, account.stripe_account_id) == 0
+    assert ledger_balances(teacher) == (0, 0, 0)
+    assert account_net(account.stripe_account_id) == 0
     assert_ledger_ok()
 
 

@@ -6,52 +6,19 @@ charge.dispute.* webhooks re-read the dispute, so replays and reordering end in 
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
-from stripe_payments import gateway
 from stripe_payments.models import (
-    ConnectedAccount,
     Dispute,
     DisputeStatus,
-    LedgerAccount,
     LedgerEntry,
     PaymentStatus,
 )
 from stripe_payments.services import ledger, payouts, refunds
 
-from .conftest import dashboard, deliver
+from .conftest import account_net, assert_ledger_ok, dashboard, deliver, ledger_balances, onboard
 
 pytestmark = [pytest.mark.django_db, pytest.mark.emulator]
-
-_keys = itertools.count()
-
-
-def onboard(emulator, teacher) -> ConnectedAccount:
-    acct = gateway.account_create(email=teacher.email, teacher_id=teacher.pk,
-                                  idempotency_key=f"test-dispute-account-{teacher.pk}-{next(_keys)}")
-    emulator.complete_onboarding(acct.id)
-    return ConnectedAccount.objects.create(teacher=teacher, stripe_account_id=acct.id, transfers_active=True,
-                                           charges_enabled=True, payouts_enabled=True)
-
-
-def balances(teacher) -> tuple[int, int, int]:
-    return (ledger.balance(account=LedgerAccount.PLATFORM_FEES, teacher_id=teacher.pk),
-            ledger.balance(account=LedgerAccount.TEACHER_OWED, teacher_id=teacher.pk),
-            ledger.balance(account=LedgerAccount.TEACHER_PAID, teacher_id=teacher.pk))
-
-
-def account_net(account: ConnectedAccount) -> int:
-    return sum(t.net for t in gateway.balance_transactions_all(account_id=account.stripe_account_id)
-               if t.type not in ("payout", "payout_cancel", "payout_failure"))
-
-
-def assert_ledger_ok() -> None:
-    report = ledger.check()
-    ledger.compare_with_stripe(report)
-    assert report.ok, report.differences
-
 
 def fund_platform(emulator) -> None:
     """Available funds on the platform's balance (Stripe's 4000000000000077 test card), as a live
@@ -87,14 +54,14 @@ def test_a_lost_dispute_of_a_destination_charge_takes_the_teachers_share_back(cl
     assert (dispute.status, dispute.amount_cents, dispute.fee_cents, dispute.share_cents) == (
         DisputeStatus.NEEDS_RESPONSE, 5000, 500, 4500)
     assert dispute.share_was_paid_out and dispute.evidence_due_by is not None
-    assert balances(teacher) == (0, 0, 0)
+    assert ledger_balances(teacher) == (0, 0, 0)
     run = payouts.pay_out_teachers()  # takes the share back from the teacher's account at Stripe
     assert (run.reversals, run.reversed_cents) == (1, 4500)
-    assert account_net(account) == 0
+    assert account_net(account.stripe_account_id) == 0
     assert payouts.pay_out_teachers().reversals == 0  # once
     dispute = close(client, stripe_emulator, dispute, "lost")
     assert dispute.status == DisputeStatus.LOST
-    assert balances(teacher) == (0, 0, 0)
+    assert ledger_balances(teacher) == (0, 0, 0)
     assert ledger.check().total.disputed_cents == 5000
     assert_ledger_ok()
 
@@ -105,7 +72,7 @@ def test_a_won_dispute_gives_the_share_back_to_the_teacher(client, stripe_emulat
     dispute = open_dispute(client, stripe_emulator, payment)
     payouts.pay_out_teachers()
     dispute = close(client, stripe_emulator, dispute, "won")
-    assert balances(teacher) == (500, 4500, 0)  # the fee kept again, the share owed again
+    assert ledger_balances(teacher) == (500, 4500, 0)  # the fee kept again, the share owed again
     stalled = payouts.pay_out_teachers()  # the platform's available balance is short: retried later
     assert stalled.paid_cents == 0 and stalled.pending
     fund_platform(stripe_emulator)  # the new transfer is paid from the platform's available balance
@@ -113,8 +80,8 @@ def test_a_won_dispute_gives_the_share_back_to_the_teacher(client, stripe_emulat
     assert run.paid_cents == 4500
     dispute.refresh_from_db()
     assert dispute.restore_transfer_id
-    assert balances(teacher) == (500, 0, 4500)
-    assert account_net(account) == 4500
+    assert ledger_balances(teacher) == (500, 0, 4500)
+    assert account_net(account.stripe_account_id) == 4500
     assert payouts.pay_out_teachers().paid_cents == 0  # once
     assert ledger.check().total.disputed_cents == 0
     assert_ledger_ok()
@@ -125,13 +92,13 @@ def test_a_dispute_of_an_owed_share_lowers_what_is_owed_and_a_win_restores_it(cl
     payment = paid()  # no account yet: the share is owed
     dispute = open_dispute(client, stripe_emulator, payment)
     assert not dispute.share_was_paid_out
-    assert balances(teacher) == (0, 0, 0)
+    assert ledger_balances(teacher) == (0, 0, 0)
     onboard(stripe_emulator, teacher)
     assert payouts.pay_out_teachers().paid == []  # nothing owed while it is disputed
     close(client, stripe_emulator, dispute, "won")
-    assert balances(teacher) == (500, 4500, 0)
+    assert ledger_balances(teacher) == (500, 4500, 0)
     assert payouts.pay_out_teachers().paid_cents == 4500  # the share transfer, as for any owed share
-    assert balances(teacher) == (500, 0, 4500)
+    assert ledger_balances(teacher) == (500, 0, 4500)
     assert_ledger_ok()
 
 
@@ -141,7 +108,7 @@ def test_a_dispute_after_a_partial_refund_splits_what_was_left(client, stripe_em
     refunds.admin_refund_create(admin=admin_user, payment=payment, amount_cents=1000, reason="test")
     dispute = open_dispute(client, stripe_emulator, payment)
     assert (dispute.amount_cents, dispute.fee_cents, dispute.share_cents) == (4000, 400, 3600)
-    assert balances(teacher) == (0, 0, 0)
+    assert ledger_balances(teacher) == (0, 0, 0)
     payouts.pay_out_teachers()
     assert_ledger_ok()
 
@@ -161,10 +128,10 @@ def test_dispute_events_replayed_and_reordered_end_in_the_same_state(client, str
     assert dispute.status == DisputeStatus.WON
     assert sorted(set(LedgerEntry.objects.filter(movement__startswith="dispute").values_list("movement", flat=True))
                   ) == [f"dispute-won:{dispute.pk}", f"dispute:{dispute.pk}"]
-    assert balances(teacher) == (500, 4500, 0)
+    assert ledger_balances(teacher) == (500, 4500, 0)
     fund_platform(stripe_emulator)
     payouts.pay_out_teachers()
-    assert balances(teacher) == (500, 0, 4500)
+    assert ledger_balances(teacher) == (500, 0, 4500)
     assert_ledger_ok()
 
 
@@ -177,7 +144,7 @@ def test_an_inquiry_moves_no_money(client, stripe_emulator, paid, teacher):
     deliver(client, last_event(stripe_emulator, "charge.dispute.created"))
     payment.refresh_from_db()
     assert payment.status == PaymentStatus.DISPUTED  # for admins to see
-    assert balances(teacher) == (500, 0, 4500)
+    assert ledger_balances(teacher) == (500, 0, 4500)
     assert not LedgerEntry.objects.filter(movement__startswith="dispute").exists()
 
 

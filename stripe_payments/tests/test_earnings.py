@@ -9,9 +9,8 @@ import pytest
 
 from linguaflex.errors import Forbidden
 from stripe_payments import selectors_ledger
-from stripe_payments.models import LedgerEntry, RefundRequest, TeacherTransfer
-from stripe_payments.money import split_refunded
-from stripe_payments.services import ledger
+
+from .conftest import ledger_refund, ledger_transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -21,37 +20,12 @@ FIGURES = ("gross", "platform_fee", "refunded", "net", "paid_out", "owed")
 KEYS = {*FIGURES, *(f"{name}_cents" for name in FIGURES)}
 
 
-def at(movement_prefix: str, when: dt.datetime) -> None:
-    """Date the rows of a movement (the ledger's save() refuses updates; a queryset update is the fixture)."""
-    assert LedgerEntry.objects.filter(movement__startswith=movement_prefix).update(created_at=when) > 0
-
-
 @pytest.fixture
-def charge(make_paid_booking, make_gig, student):
-    def make(teacher, price_cents: int, when: dt.datetime):
-        payment = make_paid_booking(student=student, gig=make_gig(teacher, price_cents=price_cents)).payment
-        ledger.post_charge(payment=payment)
-        at(f"charge:{payment.pk}", when)
-        return payment
-
-    return make
+def charge(ledger_charge):
+    return ledger_charge
 
 
-def transfer(payment, when: dt.datetime) -> None:
-    row = TeacherTransfer.objects.create(payment=payment, teacher=payment.teacher, stripe_account_id="acct_test",
-                                         kind="payout", status="paid", amount_cents=payment.teacher_amount_cents,
-                                         stripe_transfer_id=f"tr_test_{payment.pk}")
-    ledger.post_transfer(transfer=row, payment=payment)
-    at(f"transfer:{row.pk}", when)
-
-
-def refund(payment, amount_cents: int, when: dt.datetime) -> None:
-    request = RefundRequest.objects.create(payment=payment, amount_cents=amount_cents, requested_by=payment.student)
-    split = split_refunded(amount_cents=payment.amount_cents, admin_fee_cents=payment.admin_fee_cents,
-                           refunded_cents=amount_cents)
-    ledger.post_refund(payment=payment, refund=request, fee_cents=split.admin_fee_cents,
-                       share_cents=split.teacher_amount_cents)
-    at(f"refund:{request.pk}", when)
+transfer, refund = ledger_transfer, ledger_refund
 
 
 @pytest.fixture

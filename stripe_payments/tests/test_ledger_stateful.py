@@ -6,24 +6,18 @@ the end with Stripe's balance transactions of the platform and of each connected
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from django.core.cache import cache
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from stripe_payments import gateway
 from stripe_payments.models import ConnectedAccount, Dispute, Payment, PaymentStatus
 from stripe_payments.services import ledger, payouts, refunds
 
-from .conftest import dashboard, deliver
+from .conftest import dashboard, deliver, onboard
 
 pytestmark = [pytest.mark.django_db, pytest.mark.emulator]
-
-_keys = itertools.count()
-
 
 def test_ledger_invariants_hold_over_random_sequences(client, stripe_emulator, paid, make_gig, teacher,
                                                       other_teacher, admin_user):
@@ -42,13 +36,8 @@ def test_ledger_invariants_hold_over_random_sequences(client, stripe_emulator, p
 
         @rule(who=st.integers(0, 1))
         def onboard(self, who):
-            if ConnectedAccount.objects.filter(teacher=teachers[who]).exists():
-                return
-            acct = gateway.account_create(email=teachers[who].email, teacher_id=teachers[who].pk,
-                                          idempotency_key=f"stateful-{teachers[who].pk}-{next(_keys)}")
-            stripe_emulator.complete_onboarding(acct.id)
-            ConnectedAccount.objects.create(teacher=teachers[who], stripe_account_id=acct.id, transfers_active=True,
-                                            charges_enabled=True, payouts_enabled=True)
+            if not ConnectedAccount.objects.filter(teacher=teachers[who]).exists():
+                onboard(stripe_emulator, teachers[who])
 
         @precondition(lambda self: self.payments)
         @rule(pick=st.integers(0, 10_000), part=st.sampled_from([None, 1, 3, 2]))
