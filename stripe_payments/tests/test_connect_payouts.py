@@ -332,3 +332,37 @@ def test_check_ledger_exits_0_when_it_balances_and_1_with_a_report_when_not(stri
     text = "\n".join(report.differences)
     assert "movement tampered does not balance" in text
     assert f"teacher {teacher.pk}" in text and "Stripe's balance transactions 4500" in text
+
+
+# --- payments made before the ledger -----------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_writes_the_ledger_of_older_payments(student, gig, teacher):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from stripe_payments.money import split_amount
+
+    before = [("stripe_payments", "0008_dispute")]
+    after = [("stripe_payments", "0009_ledger_backfill")]
+    MigrationExecutor(connection).migrate(before)
+    try:
+        state = MigrationExecutor(connection).loader.project_state(before).apps
+        old_payment, old_refund = state.get_model("stripe_payments", "Payment"), state.get_model(
+            "stripe_payments", "RefundRequest")
+        split = split_amount(3333)
+        common = dict(student_id=student.pk, teacher_id=teacher.pk, gig_id=gig.pk, amount_cents=3333, currency="usd",
+                      admin_fee_cents=split.admin_fee_cents, teacher_amount_cents=split.teacher_amount_cents)
+        refunded = old_payment.objects.create(**common, status="partially_refunded", refunded_cents=2222,
+                                              refunded_admin_fee_cents=222, refunded_teacher_cents=2000)
+        for cents in (1111, 1111):
+            old_refund.objects.create(payment_id=refunded.pk, amount_cents=cents, status="succeeded", applied=True,
+                                      requested_by_id=student.pk)
+        old_payment.objects.create(**common, status="succeeded")
+        old_payment.objects.create(**common, status="failed")  # never charged: no rows
+        MigrationExecutor(connection).migrate(after)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())  # the schema the other tests expect
+    assert LedgerEntry.objects.values("payment_id").distinct().count() == 2
+    assert ledger_balances(teacher) == (333 * 2 - 222, 3000 * 2 - 2000, 0)  # every share owed
+    assert_ledger_ok(with_stripe=False)
