@@ -152,7 +152,15 @@ def account_sync(*, account_id: str, event_created: int = 0) -> ConnectedAccount
         account = ConnectedAccount.objects.select_for_update().filter(stripe_account_id=account_id).first()
         if account is None:
             return None
-        current = gateway.account_retrieve(account_id)
+        try:
+            current = gateway.account_retrieve(account_id)
+        except gateway.ProviderInvalidRequest as exc:
+            if exc.stripe_code != "resource_missing":
+                raise
+            # Deleted (or rejected and removed) at Stripe: it can receive nothing any more.
+            current = gateway.AccountResult(id=account_id, charges_enabled=False, payouts_enabled=False,
+                                            details_submitted=account.details_submitted, transfers_active=False,
+                                            requirements_due=list(account.requirements_due))
         account.charges_enabled = current.charges_enabled
         account.payouts_enabled = current.payouts_enabled
         account.details_submitted = current.details_submitted

@@ -50,7 +50,13 @@ def _due(result: gateway.DisputeResult) -> datetime | None:
 def dispute_sync(*, dispute_id: str) -> Dispute | None:
     """Re-read a dispute from Stripe and apply it: the payment settled and marked disputed, the
     dispute recorded, the ledger moved as its status says. None for a dispute not of ours."""
-    result = gateway.dispute_retrieve(dispute_id)
+    try:
+        result = gateway.dispute_retrieve(dispute_id)
+    except gateway.ProviderInvalidRequest as exc:
+        if exc.stripe_code == "resource_missing":  # not a dispute of this account: nothing to do
+            logger.info("dispute %s is unknown to Stripe; ignored", dispute_id)
+            return None
+        raise
     payment = _payment_of(result)
     if payment is None:
         logger.info("dispute %s names no payment of ours", dispute_id)

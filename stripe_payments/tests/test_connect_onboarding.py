@@ -389,6 +389,20 @@ def test_a_restricted_account_loses_transfers_after_the_webhook(onboard, client,
     assert account.can_receive_transfers is False
 
 
+def test_an_account_deleted_at_stripe_can_receive_nothing_and_its_event_does_not_fail(onboard, client,
+                                                                                        stripe_emulator):
+    body = onboard()
+    stripe_emulator.complete_onboarding(body["account_id"])
+    event = stripe_emulator.events("account.updated")[-1]
+    deliver(client, event)
+    assert ConnectedAccount.objects.get().transfers_active is True
+    with stripe_emulator.state.lock:  # gone at Stripe
+        del stripe_emulator.state.objects[body["account_id"]]
+    assert deliver(client, {**event, "id": "evt_after_deletion"})["status"] == "processed"
+    account = ConnectedAccount.objects.get()
+    assert (account.transfers_active, account.charges_enabled, account.payouts_enabled) == (False, False, False)
+
+
 def test_an_account_that_is_not_a_teachers_here_is_ignored_without_a_stripe_call(client, stripe_emulator):
     event = {"id": "evt_foreign_account", "object": "event", "type": "account.updated", "created": int(time.time()),
              "livemode": False, "data": {"object": {"id": "acct_someone_else", "object": "account"}}}

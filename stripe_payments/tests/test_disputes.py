@@ -160,3 +160,10 @@ def test_admins_see_open_disputes_with_their_deadline(client, stripe_emulator, p
     assert "$50.00" in text
     closed = client.get("/admin/stripe_payments/dispute/?open=no")
     assert dispute.stripe_dispute_id not in closed.content.decode()
+
+
+def test_a_dispute_event_stripe_does_not_know_is_ignored(client, stripe_emulator):
+    event = {"id": "evt_unknown_dispute", "object": "event", "type": "charge.dispute.created", "created": 1,
+             "livemode": False, "data": {"object": {"id": "dp_unknown", "object": "dispute"}}}
+    assert deliver(client, event)["status"] == "processed"
+    assert not Dispute.objects.exists()
