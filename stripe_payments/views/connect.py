@@ -24,10 +24,8 @@ from ..serializers.connect import (
     ConnectStatusOutputSerializer,
 )
 from ..services import connect
+from .common import PAGE_CSP, page_errors
 
-# The pages may be styled only by their own inline <style>; they load nothing, run nothing, post nothing.
-_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; " \
-            "frame-ancestors 'none'"
 _TOKEN_PARAMETER = OpenApiParameter(
     "token", str, required=True,
     description="The signed token this API put in the onboarding link's refresh and return URLs (valid 7 days)")
@@ -64,17 +62,6 @@ class ConnectStatusView(APIView):
         return Response(ConnectStatusOutputSerializer(account if account is not None else ConnectedAccount()).data)
 
 
-def _page_errors(*statuses: int) -> dict:
-    """The envelope for JSON, the page (bad_link, or unavailable for 5xx) for a browser."""
-    responses: dict = {}
-    for status, envelope in error_responses(*statuses).items():
-        page = "the page's unavailable outcome" if status >= 500 else "the page's bad_link outcome"
-        responses[(status, "application/json")] = OpenApiResponse(
-            envelope.response, description=f"{envelope.description}; a browser gets {page}")
-        responses[(status, "text/html")] = OpenApiResponse(OpenApiTypes.STR)
-    return responses
-
-
 class _OnboardingPage(APIView):
     """Public: the browser arrives from Stripe without a JWT; the signed token is the credential.
 
@@ -101,7 +88,7 @@ class _OnboardingPage(APIView):
     def _page(self, request, context: dict, *, status: int = 200, headers: dict | None = None) -> Response:
         html = render_to_string("stripe_payments/connect_return.html", context, request=request)
         response = Response(html, status=status, headers=headers)
-        response["Content-Security-Policy"] = _PAGE_CSP
+        response["Content-Security-Policy"] = PAGE_CSP
         return self._private(response)
 
 
@@ -114,7 +101,7 @@ class ConnectRefreshView(_OnboardingPage):
         operation_id="connect_refresh",
         parameters=[_TOKEN_PARAMETER],
         responses={302: OpenApiResponse(description="Location: a new single-use onboarding link at Stripe"),
-                   **_page_errors(400, 502, 503, 504)},
+                   **page_errors(400, 502, 503, 504)},
     )
     def get(self, request):
         try:
@@ -138,7 +125,7 @@ class ConnectReturnView(_OnboardingPage):
                 description="The account just synced, when JSON is asked for (Accept or ?format=json); "
                             "otherwise a small self-contained page saying whether onboarding is complete"),
             (200, "text/html"): OpenApiResponse(OpenApiTypes.STR),
-            **_page_errors(400, 502, 503, 504),
+            **page_errors(400, 502, 503, 504),
         },
     )
     def get(self, request):

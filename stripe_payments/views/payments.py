@@ -32,7 +32,7 @@ from ..serializers.payments import (
     ProcessPaymentOutputSerializer,
 )
 from ..services import cards, payments
-from .common import PAYMENT_WRITE_ERRORS
+from .common import PAGE_CSP, PAYMENT_WRITE_ERRORS, page_errors
 
 
 class ProcessPaymentView(APIView):
@@ -118,9 +118,6 @@ class ConfirmPaymentView(APIView):
 _PENDING_STATUSES = frozenset({"processing", "requires_action", "requires_confirmation"})
 # Charged earlier and refunded or disputed since: not a failure ("your card was not charged" would be wrong).
 _PAID_EARLIER_STATUSES = frozenset(CHARGED_STATUSES) - {PaymentStatus.SUCCEEDED}
-# The page may be styled only by its own inline <style>; it loads nothing, runs nothing, posts nothing.
-_RETURN_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; " \
-                   "frame-ancestors 'none'"
 
 
 def _return_outcome(data: dict) -> str:
@@ -132,17 +129,6 @@ def _return_outcome(data: dict) -> str:
     if data["kind"] == "payment" and data["status"] in _PAID_EARLIER_STATUSES:
         return "info"
     return "failure"
-
-
-def _return_page_errors(*statuses: int) -> dict:
-    """The envelope for JSON, the page (bad_link, or unavailable for 5xx) for a browser."""
-    responses: dict = {}
-    for status, envelope in error_responses(*statuses).items():
-        page = "the page's unavailable outcome" if status >= 500 else "the page's bad_link outcome"
-        responses[(status, "application/json")] = OpenApiResponse(
-            envelope.response, description=f"{envelope.description}; a browser gets {page}")
-        responses[(status, "text/html")] = OpenApiResponse(OpenApiTypes.STR)
-    return responses
 
 
 class PaymentReturnView(APIView):
@@ -169,7 +155,7 @@ class PaymentReturnView(APIView):
                 description="The outcome, when JSON is asked for (Accept or ?format=json); otherwise a small "
                             "self-contained page saying the outcome and what to do next"),
             (200, "text/html"): OpenApiResponse(OpenApiTypes.STR),
-            **_return_page_errors(400, 404, 502, 503, 504),
+            **page_errors(400, 404, 502, 503, 504),
         },
     )
     def get(self, request):
@@ -204,7 +190,7 @@ class PaymentReturnView(APIView):
     def _page(request, context: dict, *, status: int = 200, headers: dict | None = None) -> Response:
         html = render_to_string("stripe_payments/payment_return.html", context, request=request)
         response = Response(html, status=status, headers=headers)
-        response["Content-Security-Policy"] = _RETURN_PAGE_CSP
+        response["Content-Security-Policy"] = PAGE_CSP
         # The URL may carry the SetupIntent's client secret, and the state moves on: keep neither.
         response["Referrer-Policy"] = "no-referrer"
         add_never_cache_headers(response)
