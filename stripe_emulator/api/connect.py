@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .. import objects
-from ..errors import invalid, missing, param_missing
+from ..errors import invalid, param_missing
 from ..params import get_bool, get_dict, get_enum, get_str, merge_metadata
 from ..store import Context, State, snapshot
 from ._common import Route, _page, _require
@@ -118,10 +118,10 @@ def accounts_create(st: State, ctx: Context, p: dict) -> dict:
     return st.add(acct)
 
 
-def _due_requirements() -> dict:
-    return {"alternatives": [], "current_deadline": None, "currently_due": list(DUE),
+def _due_requirements(due: list[str] = DUE) -> dict:
+    return {"alternatives": [], "current_deadline": None, "currently_due": list(due),
             "disabled_reason": "requirements.past_due", "errors": [],
-            "eventually_due": list(DUE), "past_due": list(DUE), "pending_verification": []}
+            "eventually_due": list(due), "past_due": list(due), "pending_verification": []}
 
 
 def accounts_retrieve(st: State, ctx: Context, p: dict, acct_id: str) -> dict:
@@ -244,9 +244,7 @@ def link_state(st: State, token: str) -> Optional[str]:
 
 
 def complete_onboarding(st: State, ctx: Context, acct_id: str) -> dict:
-    acct = st.get("account", acct_id)
-    if acct is None:
-        raise missing("account", acct_id)
+    acct = _require(st, "account", acct_id)
     previous = {"capabilities": dict(acct["capabilities"]),
                 "charges_enabled": acct["charges_enabled"],
                 "details_submitted": acct["details_submitted"],
@@ -271,18 +269,13 @@ def complete_onboarding(st: State, ctx: Context, acct_id: str) -> dict:
 def restrict_account(st: State, ctx: Context, acct_id: str) -> dict:
     """Emulator-only: the account's requirements fall past due (Stripe could not verify it):
     capabilities inactive, charges and payouts disabled, ``account.updated``."""
-    acct = st.get("account", acct_id)
-    if acct is None:
-        raise missing("account", acct_id)
+    acct = _require(st, "account", acct_id)
     previous = {"capabilities": dict(acct["capabilities"]),
                 "charges_enabled": acct["charges_enabled"],
                 "payouts_enabled": acct["payouts_enabled"],
                 "requirements": snapshot(acct["requirements"])}
     acct["capabilities"] = {k: "inactive" for k in acct["capabilities"]}
-    acct["requirements"] = _due_requirements()
-    acct["requirements"]["currently_due"] = ["individual.verification.document"]
-    acct["requirements"]["past_due"] = ["individual.verification.document"]
-    acct["requirements"]["eventually_due"] = ["individual.verification.document"]
+    acct["requirements"] = _due_requirements(["individual.verification.document"])
     _sync_enabled(acct)
     st.record_event(ctx, "account.updated", acct, previous_attributes=previous,
                     account=acct_id)

@@ -48,7 +48,6 @@ def _proportion(total: int, part: int, whole: int) -> int:
 _CHILDREN = {"transfer_by_destination": ("transfer", "destination"),
              "transfer_by_source": ("transfer", "source_transaction"),
              "transfer_reversal": ("transfer_reversal", "transfer"),
-             "fee_by_charge": ("application_fee", "originating_transaction"),
              "fee_refund": ("fee_refund", "fee")}
 
 
@@ -129,8 +128,6 @@ def create_transfer(st: State, ctx: Context, *, amount: int, currency: str, dest
     st.record_event(ctx, "transfer.created", tr)
     if fee is not None:
         st.add(fee)
-        if source_charge is not None:
-            _child_list(st, "fee_by_charge", source_charge["id"]).append(fee["id"], now)
         st.record_event(ctx, "application_fee.created", fee)
     return tr
 
@@ -372,16 +369,17 @@ def reversals_create(st: State, ctx: Context, p: dict, tr_id: str) -> dict:
     return trr
 
 
-def _reversal(st: State, tr_id: str, trr_id: str) -> dict:
-    _require(st, "transfer", tr_id)
-    trr = st.get("transfer_reversal", trr_id)
-    if trr is None or trr["transfer"] != tr_id:
-        raise missing("transfer_reversal", trr_id)
-    return trr
+def _child(st: State, parent_kind: str, parent_id: str, kind: str, child_id: str, field: str) -> dict:
+    """A nested object (a transfer's reversal, a fee's refund) of that very parent, else 404."""
+    _require(st, parent_kind, parent_id)
+    child = st.get(kind, child_id)
+    if child is None or child[field] != parent_id:
+        raise missing(kind, child_id)
+    return child
 
 
 def reversals_retrieve(st: State, ctx: Context, p: dict, tr_id: str, trr_id: str) -> dict:
-    return _reversal(st, tr_id, trr_id)
+    return _child(st, "transfer", tr_id, "transfer_reversal", trr_id, "transfer")
 
 
 def reversals_list(st: State, ctx: Context, p: dict, tr_id: str) -> dict:
@@ -419,16 +417,8 @@ def fee_refunds_create(st: State, ctx: Context, p: dict, fee_id: str) -> dict:
     return refund_fee(st, ctx, fee, amount, merge_metadata({}, p))
 
 
-def _fee_refund(st: State, fee_id: str, fr_id: str) -> dict:
-    _require(st, "application_fee", fee_id)
-    fr = st.get("fee_refund", fr_id)
-    if fr is None or fr["fee"] != fee_id:
-        raise missing("fee_refund", fr_id)
-    return fr
-
-
 def fee_refunds_retrieve(st: State, ctx: Context, p: dict, fee_id: str, fr_id: str) -> dict:
-    return _fee_refund(st, fee_id, fr_id)
+    return _child(st, "application_fee", fee_id, "fee_refund", fr_id, "fee")
 
 
 def fee_refunds_list(st: State, ctx: Context, p: dict, fee_id: str) -> dict:
