@@ -77,7 +77,9 @@ def chromium(workdir):
 def browser(chromium):
     """The module's Chromium, with its logs drained and no cookies, so a test sees only its own requests."""
     chromium.get("about:blank")
-    chromium.delete_all_cookies()
+    # Every site's cookies: WebDriver's delete_all_cookies() only clears the current page's (none
+    # on about:blank), which left one test's admin session to the next.
+    chromium.execute_cdp_cmd("Network.clearBrowserCookies", {})
     bs.requested_urls(chromium)
     chromium.get_log("browser")
     return chromium
@@ -93,6 +95,16 @@ def css(driver, selector: str):
     from selenium.webdriver.common.by import By
 
     return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def admin_login(browser, base_url: str) -> None:
+    """Log in to the Django admin as the demo admin through its login form."""
+    browser.get(f"{base_url}/admin/")
+    wait_for(browser, lambda d: css(d, "#id_username"), "no admin login form")
+    css(browser, "#id_username")[0].send_keys(bs.ADMIN)
+    css(browser, "#id_password")[0].send_keys(bs.DEMO_PASSWORD)
+    css(browser, "#login-form [type=submit]")[0].click()
+    wait_for(browser, lambda d: css(d, "#user-tools"), "not logged in to the admin (secure cookies over http?)")
 
 
 def assert_offline(driver, *origins: str) -> list[str]:
@@ -162,12 +174,7 @@ def test_admin_logs_in_styled_and_shows_dollar_amounts(stack, browser):
     paid = bs.process_payment(stack.base_url, student, gig["id"], bs.CARD_OK)
     assert paid.status_code == 200, paid.text
 
-    browser.get(f"{stack.base_url}/admin/")
-    wait_for(browser, lambda d: css(d, "#id_username"), "no admin login form")
-    css(browser, "#id_username")[0].send_keys(bs.ADMIN)
-    css(browser, "#id_password")[0].send_keys(bs.DEMO_PASSWORD)
-    css(browser, "#login-form [type=submit]")[0].click()
-    wait_for(browser, lambda d: css(d, "#user-tools"), "not logged in to the admin (secure cookies over http?)")
+    admin_login(browser, stack.base_url)
     assert_styled_admin(browser)
 
     browser.get(f"{stack.base_url}/admin/stripe_payments/payment/")
@@ -282,16 +289,7 @@ def test_admin_opens_the_revenue_page_with_the_days_figures_and_a_chart(stack, b
     paid = bs.process_payment(stack.base_url, student, gig["id"], bs.CARD_OK)
     assert paid.status_code == 200, paid.text
     today = datetime.now(timezone.utc).date().isoformat()
-    # The fixture clears cookies on about:blank, which leaves the admin session of an earlier test.
-    browser.get(f"{stack.base_url}/health/")
-    browser.delete_all_cookies()
-
-    browser.get(f"{stack.base_url}/admin/")
-    wait_for(browser, lambda d: css(d, "#id_username"), "no admin login form")
-    css(browser, "#id_username")[0].send_keys(bs.ADMIN)
-    css(browser, "#id_password")[0].send_keys(bs.DEMO_PASSWORD)
-    css(browser, "#login-form [type=submit]")[0].click()
-    wait_for(browser, lambda d: css(d, "#user-tools"), "not logged in to the admin (secure cookies over http?)")
+    admin_login(browser, stack.base_url)
 
     browser.get(f"{stack.base_url}/admin/stripe_payments/ledgerentry/")
     wait_for(browser, lambda d: css(d, "#revenue-link"), "no link to the revenue page on the ledger's changelist")
