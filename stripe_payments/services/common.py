@@ -1,4 +1,4 @@
-"""What the card and payment services share: the 3-D Secure answer, the return URL, the role check."""
+"""What the card, payment and Connect services share: the 3-D Secure answer, the return URL, the role checks."""
 
 from __future__ import annotations
 
@@ -24,3 +24,8 @@ def return_url() -> str:
 def ensure_student(user) -> None:
     if not user.is_student:
         raise Forbidden("Only students can pay and manage cards.")
+
+
+def ensure_teacher(user) -> None:
+    if not user.is_teacher:
+        raise Forbidden("Only teachers have a payout account.")

@@ -22,10 +22,11 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from linguaflex.errors import Forbidden, ValidationFailed
+from linguaflex.errors import ValidationFailed
 
 from .. import gateway, keys
 from ..models import ConnectedAccount
+from .common import ensure_teacher
 
 # The onboarding links' refresh and return URLs carry this token: how long it is honoured.
 LINK_TOKEN_MAX_AGE = timedelta(days=7)
@@ -36,11 +37,6 @@ class InvalidOnboardingLink(ValidationFailed):
     """400: the refresh or return URL's token is missing, tampered with, expired or names no account."""
 
     message = "This onboarding link is not valid or has expired. Start onboarding again from the LinguaFlex app."
-
-
-def ensure_teacher(user) -> None:
-    if not user.is_teacher:
-        raise Forbidden("Only teachers have a payout account.")
 
 
 # --- the signed token of the refresh and return URLs ------------------------------------------------------
