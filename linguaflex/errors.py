@@ -16,6 +16,8 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from . import request_id as request_ids
+
 
 class DomainError(Exception):
     """An error the API answers with its own status and code."""
@@ -85,6 +87,10 @@ def envelope(code: str, message: str, *, fields: dict | None = None, **extra: An
     for key, value in extra.items():
         if value is not None:
             error[key] = value
+    # The id a support request can quote: the same as the X-Request-ID header and the log lines.
+    current_request_id = request_ids.get()
+    if current_request_id and "request_id" not in error:
+        error["request_id"] = current_request_id
     return {"success": False, "error": error}
 
 

@@ -33,6 +33,7 @@ class ErrorBodySerializer(serializers.Serializer):
     client_secret = serializers.CharField(required=False)
     redirect_url = serializers.CharField(required=False)
     status = serializers.CharField(required=False, help_text="invalid_state: the object's current state")
+    request_id = serializers.CharField(required=False, help_text="the response's X-Request-ID")
 
 
 class ErrorEnvelopeSerializer(serializers.Serializer):

@@ -83,7 +83,8 @@ def _report(modeladmin, request, done: int, errors: list[str], verb: str) -> Non
 class PaymentAdmin(ReadOnlyAdmin):
     list_display = ["id", "status", "amount", "refunded", "student", "teacher", "gig_title", "card", "created_at"]
     list_filter = ["status", "card_brand", "created_at"]
-    search_fields = ["student__email", "teacher__email", "stripe_payment_intent_id", "stripe_charge_id", "gig__title"]
+    search_fields = ["student__email", "teacher__email", "stripe_payment_intent_id", "stripe_charge_id", "gig__title",
+                     "=request_id"]
     list_select_related = ["student", "teacher", "gig"]
     date_hierarchy = "created_at"
     actions = ["refund_in_full"]
@@ -94,8 +95,10 @@ class PaymentAdmin(ReadOnlyAdmin):
                               "currency"]}),
         ("Card", {"fields": ["card_brand", "card_last4", "stripe_payment_method_id", "save_card",
                              "payment_method_saved"]}),
+        # request_id: the API call that made it, in the app's and the worker's logs and in the
+        # PaymentIntent's metadata at Stripe.
         ("Stripe", {"fields": ["stripe_payment_intent_id", "stripe_charge_id", "stripe_customer_id",
-                               "idempotency_key"]}),
+                               "idempotency_key", "request_id"]}),
         ("Failure", {"fields": ["failure_code", "decline_code", "failure_message", "provider_failure_message"],
                      "description": "failure_message is what the student read; provider_failure_message is "
                                     "Stripe's own text, for staff only."}),
@@ -179,9 +182,10 @@ class RefundRequestAdmin(admin.ModelAdmin):
     # payment_summary and amount_detail.
     readonly_fields = ["payment", "amount_cents", "payment_summary", "amount_detail", "status", "kind", "reason",
                        "failure_reason", "requested_by", "decided_by", "decided_at", "stripe_refund_id", "applied",
-                       "created_at", "updated_at"]
+                       "request_id", "created_at", "updated_at"]
     fields = ["payment_summary", "amount_detail", "status", "kind", "reason", "decision_note", "failure_reason",
-              "requested_by", "decided_by", "decided_at", "stripe_refund_id", "applied", "created_at", "updated_at"]
+              "requested_by", "decided_by", "decided_at", "stripe_refund_id", "applied", "request_id", "created_at",
+              "updated_at"]
     actions = ["approve", "reject"]
     reject_confirmation_template = "admin/stripe_payments/refundrequest/reject_confirmation.html"
 
@@ -263,7 +267,8 @@ class RefundRequestAdmin(admin.ModelAdmin):
 class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = ["stripe_event_id", "type", "status", "attempts", "object_id", "received_at", "processed_at"]
     list_filter = ["status", "type"]
-    search_fields = ["stripe_event_id", "object_id", "payment_intent_id"]
+    search_fields = ["stripe_event_id", "object_id", "payment_intent_id", "=request_id"]
+    readonly_fields = ["request_id"]
     actions = ["replay"]
 
     def has_change_permission(self, request, obj=None):
@@ -323,7 +328,8 @@ class ConnectedAccountAdmin(ReadOnlyAdmin):
 class TeacherTransferAdmin(PaymentIdSearchMixin, ReadOnlyAdmin):
     list_display = ["id", "status", "amount", "reversed", "kind", "teacher", "payment_link", "created_at"]
     list_filter = ["status", "kind"]
-    search_fields = ["teacher__email", "stripe_transfer_id", "stripe_account_id", "=payment__id"]
+    search_fields = ["teacher__email", "stripe_transfer_id", "stripe_account_id", "=payment__id", "=request_id"]
+    readonly_fields = ["request_id"]
     list_select_related = ["teacher"]
 
     amount = dollars("amount_cents", "Amount")

@@ -25,6 +25,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 
 from linguaflex import deadline as request_deadline
+from linguaflex import request_id as request_ids
 from linguaflex.errors import DomainError
 
 from .models import IdempotencyRecord
@@ -126,7 +127,10 @@ def run_idempotent(*, user, key: str | None, scope: str, data: Any, handler: Cal
         if record.response_status is not None:
             return Outcome(status=record.response_status, body=record.response_body or {})
         if _claim(record.pk):
-            return _run(handler, record)
+            # Resuming the first request's work: Stripe objects get that request's id, as a retry
+            # under the same Stripe key must send the same parameters.
+            with request_ids.origin_bound(record.request_id):
+                return _run(handler, record)
         if time.monotonic() >= deadline:
             raise IdempotencyInProgress()
         time.sleep(POLL_SECONDS)

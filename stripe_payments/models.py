@@ -10,6 +10,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from linguaflex.request_id import current_or_blank
+
+# The id of the request (or task) that created the row (linguaflex/request_id.py), shown in the
+# admin and sent in the metadata of the Stripe object the row stands for: frozen with the row, as
+# a retry under the same Stripe idempotency key must send the same parameters.
+REQUEST_ID_FIELD = dict(max_length=128, blank=True, default=current_or_blank, editable=False, db_index=True)
+
 
 class PaymentStatus(models.TextChoices):
     PROCESSING = "processing", "Processing"  # row committed, Stripe called or its answer unknown
@@ -146,6 +153,7 @@ class Payment(models.Model):
     # the charge is then a destination charge to it (frozen with the row, as a retry under the same
     # Stripe key must send the same parameters). Empty: a platform charge, the share owed.
     destination_account_id = models.CharField(max_length=255, blank=True)
+    request_id = models.CharField(**REQUEST_ID_FIELD)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -210,6 +218,8 @@ class IdempotencyRecord(models.Model):
     in_flight = models.BooleanField(default=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)  # null until answered (< 500)
     response_body = models.JSONField(null=True, blank=True)
+    # The request that first used the key: a twin that resumes its work sends Stripe what it sent.
+    request_id = models.CharField(max_length=128, blank=True, default=current_or_blank, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -247,6 +257,7 @@ class RefundRequest(models.Model):
     stripe_refund_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     # Counted into the payment's refunded amounts (exactly once, whichever path settles it).
     applied = models.BooleanField(default=False)
+    request_id = models.CharField(**REQUEST_ID_FIELD)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -280,6 +291,8 @@ class WebhookEvent(models.Model):
     status = models.CharField(max_length=16, choices=WebhookEventStatus.choices, default=WebhookEventStatus.RECEIVED)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The delivery that stored it; the task that applies it runs under the same id.
+    request_id = models.CharField(**REQUEST_ID_FIELD)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
@@ -346,6 +359,7 @@ class TeacherTransfer(models.Model):
     # How many times Stripe refused it (a 400: nothing done). Stripe replays a refused request's
     # answer under its key, so a retry (once the account changed) goes under a new one.
     refusals = models.PositiveIntegerField(default=0)
+    request_id = models.CharField(**REQUEST_ID_FIELD)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

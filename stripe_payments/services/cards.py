@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
+from linguaflex import request_id as request_ids
 from linguaflex.errors import NotFound
 
 from .. import gateway, keys, selectors
@@ -24,7 +25,7 @@ from ..cards import CardInput
 from ..decline_messages import customer_message
 from ..gateway import CardError, CardFailure, SetupResult
 from ..models import PaymentMethodOwner, SavedPaymentMethod, StripeCustomer
-from .common import AuthenticationRequired, ensure_student, return_url
+from .common import AuthenticationRequired, ensure_student, return_url, with_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ def payment_method_add(*, user, card: CardInput, save_for_future: bool, idempote
         result = gateway.setup_intent_create(
             customer_id=customer_id, card=card, return_url=return_url(),
             idempotency_key=keys.user_scoped_key(user, "setup", key_part),
-            metadata={"user_id": str(user.pk), "save": "true" if save_for_future else "false"},
+            metadata=with_request_id({"user_id": str(user.pk), "save": "true" if save_for_future else "false"},
+                                     request_ids.origin()),
         )
     except CardError as exc:
         _log_refused(exc.failure, setup_intent_id=exc.setup_intent_id)

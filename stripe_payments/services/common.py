@@ -29,3 +29,10 @@ def ensure_student(user) -> None:
 def ensure_teacher(user) -> None:
     if not user.is_teacher:
         raise Forbidden("Only teachers have a payout account.")
+
+
+def with_request_id(metadata: dict[str, str], request_id: str) -> dict[str, str]:
+    """Stripe metadata with the id of the request that created the object's row
+    (linguaflex/request_id.py): one payment followed from the API call to Stripe and back. Rows made
+    before request ids (or outside any request) have none, and their metadata stays as it was."""
+    return {**metadata, "request_id": request_id} if request_id else metadata

@@ -30,7 +30,7 @@ from ..gateway import CardError, CardFailure, IntentResult
 from ..models import Payment, PaymentStatus, SavedPaymentMethod
 from ..money import split_amount
 from . import cards, lifecycle, payouts
-from .common import AuthenticationRequired, ensure_student, return_url
+from .common import AuthenticationRequired, ensure_student, return_url, with_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,10 @@ def _new_payment(*, student, gig: Gig, idempotency_key: str | None, save_card: b
 
 
 def _metadata(payment: Payment) -> dict[str, str]:
-    return {"payment_id": str(payment.pk), "gig_id": str(payment.gig_id), "student_id": str(payment.student_id)}
+    """From the row only: every retry under the payment's Stripe key sends the same metadata,
+    the creating request's id included (followed from the API call to Stripe and back)."""
+    metadata = {"payment_id": str(payment.pk), "gig_id": str(payment.gig_id), "student_id": str(payment.student_id)}
+    return with_request_id(metadata, payment.request_id)
 
 
 def _destination(payment: Payment) -> dict:

@@ -43,6 +43,7 @@ from ..models import (
     TeacherTransferStatus,
 )
 from . import ledger
+from .common import with_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +146,8 @@ def _send(transfer: TeacherTransfer) -> gateway.TransferResult:
     return gateway.transfer_create(
         amount_cents=transfer.amount_cents, destination_account_id=transfer.stripe_account_id,
         source_charge_id=payment.stripe_charge_id, transfer_group=_group(payment.pk),
-        metadata={"payment_id": str(payment.pk), "teacher_transfer_id": str(transfer.pk),
-                  "teacher_id": str(transfer.teacher_id)},
+        metadata=with_request_id({"payment_id": str(payment.pk), "teacher_transfer_id": str(transfer.pk),
+                                  "teacher_id": str(transfer.teacher_id)}, transfer.request_id),
         idempotency_key=_transfer_key(transfer))
 
 
@@ -240,7 +241,8 @@ def reverse_paid_shares(run: PayoutRun | None = None) -> PayoutRun:
             step = f"reverse-to-{target}" + (f"-r{transfer.refusals}" if transfer.refusals else "")
             gateway.transfer_reverse(
                 transfer_id=transfer_id, amount_cents=amount, idempotency_key=_transfer_key(transfer, step),
-                metadata={"payment_id": str(transfer.payment_id), "teacher_transfer_id": str(transfer.pk)})
+                metadata=with_request_id({"payment_id": str(transfer.payment_id),
+                                          "teacher_transfer_id": str(transfer.pk)}, transfer.request_id))
         except gateway.ProviderInvalidRequest as exc:
             # Refused, nothing done: Stripe replays that answer under the key, so the next run
             # tries under a new one.

@@ -332,7 +332,9 @@ def test_json_errors_keep_the_contracts_envelope(stripe_emulator, api_client, qu
 
     assert response.status_code == status
     assert response["Content-Type"].startswith("application/json")
-    assert response.json() == {"success": False, "error": error}
+    body = response.json()
+    assert body["error"].pop("request_id") == response["X-Request-ID"]
+    assert body == {"success": False, "error": error}
     assert "Content-Security-Policy" not in response
 
 
