@@ -186,3 +186,17 @@ def test_production_keeps_atomic_requests_off_and_refuses_http():
 
 def test_test_settings_keep_atomic_requests_off(settings):
     assert settings.DATABASES["default"]["ATOMIC_REQUESTS"] is False
+
+
+def test_every_beat_entry_names_a_registered_task_and_expires_within_its_period():
+    from celery.schedules import crontab
+    from django.conf import settings
+
+    from linguaflex.celery import app
+
+    app.loader.import_default_modules()
+    assert settings.CELERY_BEAT_SCHEDULE
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["task"] in app.tasks, name
+        if not isinstance(entry["schedule"], crontab):
+            assert entry["options"]["expires"] <= entry["schedule"], name

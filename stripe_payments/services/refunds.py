@@ -19,12 +19,15 @@ fee and the teacher's share.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bookings import notifications as booking_notifications
 from bookings.models import Booking, BookingStatus
+from bookings.selectors import bookings_pending_confirmation_before
 from bookings.services import booking_transition, ensure_student_of, ensure_teacher_of
 from linguaflex.errors import DomainError, Forbidden, InvalidState, NotFound, ValidationFailed
 
@@ -38,6 +41,7 @@ from ..models import (
     RefundRequestStatus,
 )
 from . import lifecycle
+from .common import with_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +100,7 @@ def _record_result(refund: RefundRequest, result: gateway.RefundResult) -> Refun
     # pending / requires_action: Stripe is still working; refund.updated will settle it.
     refund.save(update_fields=["stripe_refund_id", "status", "failure_reason", "updated_at"])
     if previous != refund.status and refund.status in (RefundRequestStatus.SUCCEEDED, RefundRequestStatus.FAILED):
-        notifications.refund_outcome(refund_id=refund.pk)
+        notifications.refund_outcome(refund_id=refund.pk, status=refund.status)
     return refund
 
 
@@ -206,7 +210,7 @@ def _refund_metadata(refund: RefundRequest) -> dict[str, str]:
     booking_id = Booking.objects.filter(payment_id=refund.payment_id).values_list("pk", flat=True).first()
     if refund.kind in BOOKING_REFUND_KINDS and booking_id is not None:
         metadata["booking_id"] = str(booking_id)
-    return metadata
+    return with_request_id(metadata, refund.request_id)
 
 
 def refund_pending_issue(*, refund_request_id: int) -> RefundRequest:
@@ -262,7 +266,7 @@ def _fail_refused(refund: RefundRequest, exc: gateway.ProviderInvalidRequest) ->
     refund.status = RefundRequestStatus.FAILED
     refund.failure_reason = exc.message[:255]
     refund.save(update_fields=["status", "failure_reason", "updated_at"])
-    notifications.refund_outcome(refund_id=refund.pk)
+    notifications.refund_outcome(refund_id=refund.pk, status=refund.status)
 
 
 def booking_decline(*, booking: Booking, user) -> Booking:
@@ -278,6 +282,42 @@ def booking_cancel(*, booking: Booking, user) -> Booking:
 def booking_expire(*, booking_id: int) -> Booking:
     """No answer within BOOKING_CONFIRMATION_HOURS: declined and refunded in full."""
     return _booking_refund(booking_id=booking_id, kind=RefundKind.EXPIRY, actor=None)
+
+
+@dataclass
+class ExpiryRun:
+    """What ``bookings_expire_overdue`` did: one line per booking or refund, and the failures."""
+
+    expired: int = 0
+    lines: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def bookings_expire_overdue(*, hours: float) -> ExpiryRun:
+    """Decline and refund every booking left unanswered for ``hours``, and finish the expiry
+    refunds whose Stripe answer an earlier run lost. Safe twice or at once: each booking moves
+    under its row lock (a booking another run expired meanwhile is skipped), each refund under
+    its request's key."""
+    run = ExpiryRun()
+    started = timezone.now()
+    cutoff = started - timedelta(hours=hours)
+    for booking_id in list(bookings_pending_confirmation_before(cutoff=cutoff).values_list("pk", flat=True)):
+        try:
+            booking_expire(booking_id=booking_id)
+        except DomainError as exc:
+            if exc.code != "invalid_state":  # invalid_state: answered, cancelled or expired meanwhile
+                run.failures.append(f"booking {booking_id}: {exc.code}: {exc.message}")
+            continue
+        run.expired += 1
+        run.lines.append(f"booking {booking_id}: declined and refunded (no answer in {hours:g} h)")
+    for refund_id in owed_booking_refund_ids(kind=RefundKind.EXPIRY, before=started):
+        try:
+            refund = refund_owed_finish(refund_request_id=refund_id)
+        except DomainError as exc:
+            run.failures.append(f"refund request {refund_id}: {exc.code}: {exc.message}")
+            continue
+        run.lines.append(f"refund request {refund_id} (booking expired earlier): {refund.status}")
+    return run
 
 
 # --- refund requests ----------------------------------------------------------------------------------
@@ -359,7 +399,7 @@ def refund_request_reject(*, admin, refund_request_id: int, note: str) -> Refund
         refund.decided_at = timezone.now()
         refund.decision_note = note
         refund.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "updated_at"])
-    notifications.refund_outcome(refund_id=refund.pk)
+    notifications.refund_outcome(refund_id=refund.pk, status=refund.status)
     return refund
 
 
@@ -429,5 +469,5 @@ def payment_sync_refunds(*, payment_id: int) -> Payment:
                 booking = Booking.objects.filter(payment_id=payment.pk).first()
                 if booking is not None and booking.status == _BOOKING_TARGET[closes]:
                     booking_notifications.booking_closed(booking_id=booking.pk, kind=closes)
-                    notifications.refund_outcome(refund_id=refund.pk)
+                    notifications.refund_outcome(refund_id=refund.pk, status=refund.status)
     return payment

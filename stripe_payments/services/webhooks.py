@@ -12,9 +12,12 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Callable
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+
+from linguaflex import metrics
 
 from .. import gateway
 from ..models import Payment, WebhookEvent, WebhookEventStatus
@@ -97,14 +100,24 @@ def webhook_event_record(*, info: gateway.EventInfo) -> tuple[WebhookEvent, bool
         return WebhookEvent.objects.get(stripe_event_id=info.id), False
 
 
+def _lag_seconds(event: WebhookEvent) -> float | None:
+    """Stripe's ``created`` to applied."""
+    if event.stripe_created is None or event.processed_at is None:
+        return None
+    return max(0.0, (event.processed_at - event.stripe_created).total_seconds())
+
+
 def webhook_event_process(*, event_id: int) -> WebhookEvent:
-    """Run the event's handler once, under the event's row lock. A failure is recorded (status
-    ``failed``, the error, the attempt count) in its own transaction and re-raised."""
+    """Run the event's handler once, under the event's row lock (the task that applies it; a
+    second task, or a concurrent one, finds it processed and does nothing). A failure is recorded
+    (status ``failed``, the error, the attempt count) in its own transaction and re-raised."""
+    event_type = ""
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.select_for_update().get(pk=event_id)
             if event.status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
                 return event
+            event_type = event.type
             event.attempts += 1
             handler = HANDLERS.get(event.type)
             if handler is None:
@@ -115,20 +128,44 @@ def webhook_event_process(*, event_id: int) -> WebhookEvent:
             event.error = ""
             event.processed_at = timezone.now()
             event.save(update_fields=["attempts", "status", "error", "processed_at"])
-            return event
-    except Exception as exc:  # recorded for replay, then re-raised: the caller answers non-2xx
+        metrics.webhook_applied(event.type, _lag_seconds(event), event.status)
+        return event
+    except Exception as exc:  # recorded for replay, then re-raised: the task retries, the admin can replay
         WebhookEvent.objects.filter(pk=event_id).update(
             status=WebhookEventStatus.FAILED, attempts=F("attempts") + 1,
             error=f"{type(exc).__name__}: {exc}"[:2000],
         )
+        if event_type:
+            metrics.webhook_applied(event_type, None, WebhookEventStatus.FAILED)
         raise
 
 
+def webhook_event_enqueue(*, event_id: int) -> None:
+    """Hand the event to the task that applies it. With a broker the request ends here (no Stripe
+    call, no payment lock); if the broker is down the event stays ``received`` and the beat job
+    sends it again. Without a broker the task runs in-process, and its failure reaches the caller."""
+    from ..tasks import process_webhook_event
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        process_webhook_event.delay(event_id)
+        return
+    try:
+        process_webhook_event.delay(event_id)
+    except Exception:  # stored: requeue_webhook_events sends it once the broker is back
+        logger.exception("webhook event %s stored but not queued; the beat job will send it", event_id)
+
+
 def webhook_receive(*, payload: bytes, signature: str | None) -> WebhookEvent:
-    """Verify, store once, process once."""
+    """Verify, store once, and have it applied (once) by a task. A delivery of an event already
+    applied changes nothing."""
     info = gateway.webhook_event_verify(payload, signature)
     event, _ = webhook_event_record(info=info)
-    return webhook_event_process(event_id=event.pk)
+    if event.status in (WebhookEventStatus.PROCESSED, WebhookEventStatus.IGNORED):
+        return event
+    webhook_event_enqueue(event_id=event.pk)
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        event.refresh_from_db(fields=["status"])  # applied in-process: answer how it ended
+    return event
 
 
 def webhook_events_replay(*, event_ids: list[int] | None = None) -> list[tuple[WebhookEvent, str]]:

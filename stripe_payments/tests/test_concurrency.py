@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from bookings.models import Booking
+from linguaflex.testing.concurrency import run_at_once
 from stripe_payments import gateway
 from stripe_payments.models import Payment, PaymentStatus
 from stripe_payments.money import split_amount
@@ -23,27 +21,7 @@ def _succeeded_intent(pi_id: str) -> gateway.IntentResult:
 
 
 def _run_together(count: int, target) -> list[str]:
-    barrier = threading.Barrier(count)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def run():
-        try:
-            barrier.wait(timeout=10)
-            result = target()
-        except Exception as exc:  # noqa: BLE001 - reported by the caller's assertion
-            result = f"error: {exc!r}"
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return outcomes
+    return run_at_once([target] * count)
 
 
 @pytest.mark.postgres

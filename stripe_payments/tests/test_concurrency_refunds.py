@@ -3,13 +3,11 @@ two admins approving one refund request, refund once at Stripe."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from bookings.models import Booking, BookingStatus
 from linguaflex.errors import DomainError
+from linguaflex.testing.concurrency import run_at_once
 from stripe_payments.models import Payment, PaymentStatus, RefundRequest, RefundRequestStatus
 from stripe_payments.services import refunds
 
@@ -19,32 +17,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.emulator, pytest.mark.django_db(
 
 
 def race(*calls) -> list[str]:
-    """Run the calls in threads released together; each outcome is "ok", the contract code of the
-    domain error it raised ("invalid_state", "refund_pending", ...) or an error."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[str] = []
-    lock = threading.Lock()
+    def ok(call):
+        return lambda: (call(), "ok")[1]
 
-    def run(call):
-        try:
-            barrier.wait(timeout=10)
-            call()
-            result = "ok"
-        except DomainError as exc:
-            result = exc.code
-        except Exception as exc:  # noqa: BLE001 - reported by the caller's assertion
-            result = f"error: {exc!r}"
-        finally:
-            connection.close()
-        with lock:
-            outcomes.append(result)
+    def describe(exc):
+        return exc.code if isinstance(exc, DomainError) else f"error: {exc!r}"
 
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return sorted(outcomes)
+    return sorted(run_at_once([ok(call) for call in calls], describe=describe))
 
 
 @pytest.fixture
