@@ -21,6 +21,7 @@ from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
 from linguaflex import deadline as request_deadline
+from linguaflex import metrics
 from linguaflex.errors import DomainError, envelope
 
 from .cards import CardInput
@@ -422,9 +423,11 @@ def _call(operation: str, fn: Callable[[], T]) -> T:
             logger.warning("stripe %s not %s: the request's deadline is spent", operation,
                            "retried" if attempt else "tried")
             raise ProviderTimeout()
+        started = time.perf_counter()
         try:
-            return fn()
+            result = fn()
         except stripe.StripeError as exc:
+            metrics.stripe_call(operation, time.perf_counter() - started, _error_label(exc))
             if attempt < retries and _should_retry(exc):
                 delay = RETRY_BACKOFF_SECONDS[min(attempt, len(RETRY_BACKOFF_SECONDS) - 1)]
                 left = request_deadline.remaining()
@@ -438,6 +441,24 @@ def _call(operation: str, fn: Callable[[], T]) -> T:
             if not isinstance(mapped, CardError):
                 logger.warning("stripe %s failed: %s %s", operation, type(exc).__name__, mapped.code)
             raise mapped from None
+        metrics.stripe_call(operation, time.perf_counter() - started)
+        return result
+
+
+def _error_label(exc: stripe.StripeError) -> str:
+    """A bounded label for the errors metric: Stripe's code for a card or request error, else the
+    kind of failure (timeout, connection, rate_limit, api_error_5xx ...)."""
+    if isinstance(exc, stripe.CardError):
+        return (exc.code or "card_declined")[:40]
+    if isinstance(exc, stripe.APIConnectionError):
+        return "timeout" if _is_timeout(exc) else "connection"
+    if isinstance(exc, stripe.RateLimitError):
+        return "rate_limit"
+    if isinstance(exc, stripe.InvalidRequestError):
+        return f"invalid_request_{exc.http_status or 400}"
+    if isinstance(exc, stripe.AuthenticationError):
+        return "authentication"
+    return f"api_error_{exc.http_status or 'unknown'}"
 
 
 def _options(idempotency_key: str | None = None) -> dict[str, Any]:

@@ -6,9 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from dotenv import load_dotenv
 
 from .env import env_bool, env_float, env_int, env_list, env_str, parse_throttle_rates
+from .logging_config import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # An optional .env in development; real environment variables win.
@@ -40,6 +42,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later layer, its errors and its log lines included, runs under the request's id.
+    "linguaflex.request_id.RequestIdMiddleware",
+    "linguaflex.metrics.MetricsMiddleware",
     "linguaflex.deadline.RequestDeadlineMiddleware",
     # Card data in a URL is refused before anything else reads or logs the request.
     "linguaflex.middleware.CardDataInQueryStringMiddleware",
@@ -159,6 +164,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "linguaflex.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Proxies in front of the app that add to X-Forwarded-For (deploy/nginx.conf: 1). 0 (the
+    # default, no proxy): the client's address is REMOTE_ADDR and X-Forwarded-For is ignored, so a
+    # client cannot pick the address its throttles count against.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 
 SIMPLE_JWT = {
@@ -213,6 +222,8 @@ CORS_ALLOW_HEADERS = (
     "origin",
     "user-agent",
 )
+# A browser client may read the request id, to quote it in a support request.
+CORS_EXPOSE_HEADERS = ["x-request-id"]
 
 # --- E-mail ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
@@ -221,6 +232,8 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# The directory django.core.mail.backends.filebased.EmailBackend writes to (make stack uses it).
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or None
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "LinguaFlex <no-reply@linguaflex.local>")
 
 # --- LinguaFlex and Stripe ---------------------------------------------------------------------
@@ -245,38 +258,65 @@ STRIPE_WEBHOOK_TOLERANCE = 300
 IDEMPOTENCY_KEY_TTL_HOURS = 24
 IDEMPOTENCY_WAIT_SECONDS = env_float("IDEMPOTENCY_WAIT_SECONDS", 10.0)
 
-# --- Logging: card numbers are masked in every record (linguaflex.logging) ----------------------------
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"redact_cards": {"()": "linguaflex.logging.CardDataRedactingFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact_cards"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # The filter sits on the loggers too, not only on the handler: a record is masked before any
-    # handler sees it, including ones added later (a file, a test's capture). django.server is the
-    # runserver request log ("GET /path?query" 400), django.request the 4xx/5xx log.
-    "loggers": {
-        "django": {"handlers": ["console"], "level": LOG_LEVEL, "filters": ["redact_cards"], "propagate": False},
-        "django.server": {"handlers": ["console"], "level": LOG_LEVEL, "filters": ["redact_cards"],
-                          "propagate": False},
-        "django.request": {"handlers": ["console"], "level": LOG_LEVEL, "filters": ["redact_cards"],
-                           "propagate": False},
-        "stripe": {
-            "handlers": ["console"],
-            "level": env_str("STRIPE_LOG_LEVEL", "WARNING").upper(),
-            "filters": ["redact_cards"],
-            "propagate": False,
-        },
-    },
+# --- Request ids, metrics ------------------------------------------------------------------------
+# Take the proxy's X-Request-ID as the request's id (linguaflex/request_id.py). Only behind a proxy
+# that always sets it itself (deploy/nginx.conf does): otherwise any client could choose it.
+TRUST_X_REQUEST_ID = env_bool("TRUST_X_REQUEST_ID", False)
+# The bearer token Prometheus sends to /metrics/; without one only loopback, not proxied, may read it.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Gauges computed at each scrape from the shared state, one collector per app (linguaflex/metrics.py).
+METRICS_SCRAPE_COLLECTORS = ["stripe_payments.metrics.WebhookBacklogCollector"]
+
+# --- Celery (linguaflex/celery.py) ------------------------------------------------------------------
+# Redis (redis://host:6379/1) or RabbitMQ (amqp://user:password@host:5672//). Empty: every task runs
+# in-process when it is sent (make run, the tests); no worker or beat is needed then.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+# Results are never read: tasks record their outcome in the database.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# A message is acknowledged when its task has finished, and given back when the worker dies: a
+# killed worker's task runs again elsewhere (every task is idempotent). One message at a time.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis gives an unacknowledged message back after this long: above the longest retry countdown.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Sending a task must not hang a request when the broker is down: the row it works on is stored,
+# and a beat job sends it again (stripe_payments/tasks.py).
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2,
+                                    "interval_max": 0.5}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # LOGGING above (JSON, card-redacted) applies in the worker
+CELERY_TIMEZONE = "UTC"
+
+
+def _every(task: str, seconds: int) -> dict:
+    """Run ``task`` every ``seconds``; each run expires after its period, so a backlog never piles up."""
+    return {"task": task, "schedule": float(seconds), "options": {"expires": seconds}}
+
+
+CELERY_BEAT_SCHEDULE = {
+    "requeue-webhook-events": _every("stripe_payments.tasks.requeue_webhook_events", 60),
+    "resend-pending-emails": _every("linguaflex.tasks.resend_pending_emails", 120),
+    "expire-pending-bookings": _every("stripe_payments.tasks.expire_pending_bookings", 300),
+    "reconcile-payments": _every("stripe_payments.tasks.reconcile_payments", 600),
+    "purge-idempotency-keys": _every("stripe_payments.tasks.purge_idempotency_keys", 3600),
+    "pay-out-teachers": _every("stripe_payments.tasks.pay_out_teachers", 3600),
+    "check-ledger": _every("stripe_payments.tasks.check_ledger", 1800),
+    # With Stripe's balance transactions (API calls): once a day, at 03:30 UTC.
+    "check-ledger-stripe": {"task": "stripe_payments.tasks.check_ledger", "schedule": crontab(hour=3, minute=30),
+                            "kwargs": {"stripe": True}, "options": {"expires": 3600}},
 }
+
+# --- Logging: card numbers masked, the request id on every record (logging_config.py) ----------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+STRIPE_LOG_LEVEL = env_str("STRIPE_LOG_LEVEL", "WARNING").upper()
+# plain (development) or json (one event per line; production's default).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").lower()
+LOGGING = logging_config(level=LOG_LEVEL, stripe_level=STRIPE_LOG_LEVEL, fmt=LOG_FORMAT)
 DEFAULT_EXCEPTION_REPORTER_FILTER = "linguaflex.logging.CardDataExceptionReporterFilter"
 
 # The stripe SDK's own STRIPE_LOG switch prints request bodies straight to stderr, past the
@@ -288,3 +328,9 @@ if env_str("STRIPE_LOG").strip():
         "STRIPE_LOG must not be set: it prints Stripe request bodies past the redacting log "
         "filters. Use STRIPE_LOG_LEVEL=DEBUG, which goes through them."
     )
+
+# Optional error reporting (SENTRY_DSN): card data is scrubbed before an event leaves (linguaflex/sentry.py).
+if env_str("SENTRY_DSN").strip():
+    from linguaflex.sentry import init_from_env
+
+    init_from_env()

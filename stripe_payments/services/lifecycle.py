@@ -21,6 +21,7 @@ from django.db import transaction
 from bookings import notifications as booking_notifications
 from bookings.models import Booking, BookingStatus
 from bookings.services import booking_create_for_payment, booking_transition
+from linguaflex import metrics
 from linguaflex.errors import InvalidState
 
 from .. import notifications
@@ -33,6 +34,9 @@ from . import cards, ledger, payouts
 logger = logging.getLogger(__name__)
 
 NEVER_SENT = "not_charged"  # the failure code of a payment Stripe never received
+# The moves linguaflex_payments_total counts (by outcome and decline code).
+_COUNTED_OUTCOMES = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION,
+                               PaymentStatus.CANCELED})
 
 # Stripe's PaymentIntent status -> ours, for an unsettled payment.
 _INTENT_STATUS = {
@@ -54,7 +58,17 @@ def _move(payment: Payment, to: str) -> None:
     """Set the locked payment's status to ``to``, if the table allows it (staying put always is)."""
     if to != payment.status and to not in PAYMENT_TRANSITIONS[payment.status]:
         raise InvalidState(f"A {payment.status} payment cannot become {to}.", extra={"status": payment.status})
+    if to != payment.status and to in _COUNTED_OUTCOMES:
+        # Counted and logged once the move has committed, with the decline code the move records:
+        # one line per outcome, under the request (or task) id that caused it.
+        transaction.on_commit(lambda: _outcome_recorded(payment, to))
     payment.status = to
+
+
+def _outcome_recorded(payment: Payment, outcome: str) -> None:
+    metrics.payment_outcome(outcome, payment.decline_code or None)
+    logger.info("payment %s %s (%s%s)", payment.pk, outcome, payment.stripe_payment_intent_id or "no intent",
+                f", decline {payment.decline_code}" if payment.decline_code else "")
 
 
 def _lock(payment_id: int) -> Payment:

@@ -120,6 +120,8 @@ def test_every_payment_state_is_documented_in_one_line():
         assert len(comment.split()) >= 3, f"PaymentStatus.{member.targets[0].id} has no one-line doc comment"
 
 
+# A move is made on a locked row inside a transaction (its outcome is counted after the commit).
+@pytest.mark.django_db
 @pytest.mark.parametrize(("src", "dst"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
 def test_move_allows_exactly_the_tables_pairs_and_staying_put(src, dst):
     payment = Payment(status=src)
