@@ -1,10 +1,19 @@
 """gunicorn for LinguaFlex: ``gunicorn -c deploy/gunicorn.conf.py`` from the repository root, behind
 deploy/nginx.conf.
 
-Environment: GUNICORN_BIND (default 127.0.0.1:8000, nginx's upstream), GUNICORN_WORKERS (3) and
-GUNICORN_THREADS (4), gthread workers. Timeouts nest: the app's request deadline (25 s,
-REQUEST_DEADLINE_SECONDS) < nginx's proxy_read_timeout (60 s) < gunicorn's worker timeout (65 s), so
-a slow Stripe call ends in the contract's 504 from the app, never in a killed worker.
+Environment: GUNICORN_BIND (default 127.0.0.1:8000, nginx's upstream), GUNICORN_WORKERS (default
+2 per core + 1) and GUNICORN_THREADS (default 4), gthread workers: a request mostly waits on Stripe
+and PostgreSQL, so threads serve the waiting and processes the CPU. Timeouts nest: Stripe's connect
+and read timeouts (5 s + 20 s, with retries inside the request's deadline) < the app's request
+deadline (25 s, REQUEST_DEADLINE_SECONDS) < nginx's proxy_read_timeout (60 s) < gunicorn's worker
+timeout (65 s), so a slow Stripe call ends in the contract's 504 from the app, never in a killed
+worker. SIGTERM stops gracefully: requests in flight get GUNICORN_GRACEFUL_TIMEOUT (30 s) to finish.
+gunicorn's control socket is off: nothing but signals (systemd, the stack script) manages a
+running instance, and no socket is left behind in the home directory.
+
+With PROMETHEUS_MULTIPROC_DIR (an empty directory per instance), each worker keeps its metrics
+there and ``/metrics/`` adds them up; a worker that exits is marked dead (``child_exit``) so its
+live gauges go and its counters stay.
 
 The access log goes to stdout and holds the path without the query string (%(U)s, never %(r)s or
 %(q)s): a client that puts a card number in a URL must not put it in our logs (the app refuses such
@@ -28,10 +37,11 @@ wsgi_app = "linguaflex.wsgi:application"
 chdir = str(ROOT)
 bind = [address.strip() for address in os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",") if address.strip()]
 worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+workers = int(os.environ.get("GUNICORN_WORKERS") or 2 * (os.cpu_count() or 1) + 1)
+threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 timeout = 65
-graceful_timeout = 30
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or 30)
+control_socket_disable = True
 # nginx speaks HTTP/1.0 to the upstream without keep-alive; a direct client may reuse a connection.
 keepalive = 5
 
@@ -54,3 +64,10 @@ class RedactingLogger(Logger):
 
 
 logger_class = RedactingLogger
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -29,7 +29,7 @@ PAN = "4242424242424242"
 
 def _load_gunicorn_conf(monkeypatch=None, **env):
     if monkeypatch is not None:
-        for name in ("GUNICORN_BIND", "GUNICORN_WORKERS", "GUNICORN_THREADS"):
+        for name in ("GUNICORN_BIND", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_GRACEFUL_TIMEOUT"):
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
@@ -60,11 +60,13 @@ def test_gunicorn_access_log_format_has_the_path_but_never_the_query_string(monk
     assert "%(s)s" in fmt and "%(M)s" in fmt and "%({x-request-id}i)s" in fmt
 
 
-def test_gunicorn_defaults_are_three_gthread_workers_of_four_threads_on_loopback(monkeypatch):
+def test_gunicorn_defaults_are_two_gthread_workers_a_core_plus_one_of_four_threads_on_loopback(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
     cfg = _gunicorn_config(_load_gunicorn_conf(monkeypatch))
 
     assert cfg.worker_class_str == "gthread"
-    assert (cfg.workers, cfg.threads) == (3, 4)
+    assert (cfg.workers, cfg.threads) == (7, 4)
+    assert cfg.control_socket_disable is True
     assert cfg.bind == ["127.0.0.1:8000"]
     assert (cfg.timeout, cfg.graceful_timeout) == (65, 30)
     assert cfg.accesslog == "-"
@@ -81,6 +83,9 @@ def test_gunicorn_bind_workers_and_threads_come_from_the_environment(monkeypatch
 def test_gunicorn_timeout_is_above_the_request_deadline_and_nginx_read_timeout(monkeypatch):
     cfg = _gunicorn_config(_load_gunicorn_conf(monkeypatch))
 
+    from linguaflex.settings import base  # the production defaults, not the tests' short timeouts
+
+    assert base.STRIPE_CONNECT_TIMEOUT + base.STRIPE_READ_TIMEOUT <= base.REQUEST_DEADLINE_SECONDS
     assert cfg.timeout > settings.REQUEST_DEADLINE_SECONDS
     assert all(cfg.timeout > seconds for seconds in _nginx_seconds("proxy_read_timeout"))
 
@@ -177,15 +182,24 @@ def test_nginx_passes_the_request_start_and_forwarding_headers_to_the_app():
     headers = _nginx_directives("proxy_set_header")
 
     assert 'X-Request-Start "t=${msec}"' in headers
+    assert "X-Request-ID $request_id" in headers
     assert "X-Forwarded-For $proxy_add_x_forwarded_for" in headers
     assert "X-Forwarded-Proto $scheme" in headers
 
 
-def test_nginx_body_limit_and_upstream_match_the_app(monkeypatch):
+def test_nginx_body_limit_and_upstreams_match_the_app():
     assert _nginx_directives("client_max_body_size") == [f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024}k"]
-    bind = _gunicorn_config(_load_gunicorn_conf(monkeypatch)).bind
-    assert [f"server {address}" for address in bind] == [
-        line.strip().rstrip(";") for line in _nginx_text().splitlines() if line.strip().startswith("server 127.")]
+    upstreams = [line.split()[1] for line in _nginx_text().splitlines() if line.strip().startswith("server 127.")]
+    unit = (ROOT / "deploy" / "systemd" / "linguaflex-web@.service").read_text()
+
+    # Two instances on loopback, each the systemd template's GUNICORN_BIND for its port.
+    assert upstreams == ["127.0.0.1:8101", "127.0.0.1:8102"]
+    assert "GUNICORN_BIND=127.0.0.1:%i" in unit
+
+
+def test_nginx_never_sends_a_post_that_reached_an_instance_to_another():
+    assert all("non_idempotent" not in value for value in _nginx_directives("proxy_next_upstream"))
+    assert re.search(r"location = /metrics/ \{\s*return 404;", _nginx_text())
 
 
 def test_nginx_accepts_the_config(tmp_path):
