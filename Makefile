@@ -11,10 +11,12 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/linguaflex
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test test-postgres lint bench qa reliability collectstatic migrate demo check-deploy clean help
+.PHONY: run test test-postgres lint bench qa reliability collectstatic migrate demo check-deploy clean help \
+	stack stack-down stack-test
 
 help:
 	@echo "make run | make test | make test-postgres | make bench | make qa | make reliability [RELIABILITY_BOUNDED=1] | make check-deploy | make clean"
+	@echo "make stack | make stack-down | make stack-test"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -73,3 +75,18 @@ qa: $(VENV)/.deps-dev
 # docs/RELIABILITY.md; RELIABILITY_BOUNDED=1 (CI) runs fewer rounds into reports/reliability/.
 reliability: $(VENV)/.deps-dev collectstatic
 	$(PY) -m bench.reliability $(if $(RELIABILITY_BOUNDED),--bounded,)
+
+# The production stack on this machine (deploy/stack.py): nginx on http://127.0.0.1:8088 in front of
+# two gunicorn instances, a Celery worker and beat, PostgreSQL, Redis and the Stripe emulator.
+# make stack-down stops exactly what make stack started.
+stack: $(VENV)/.deps-dev
+	$(PY) deploy/stack.py up
+
+stack-down: $(VENV)/.deps-dev
+	$(PY) deploy/stack.py down
+
+# 300 payments through nginx from 10 students while an app instance and the worker are killed and
+# restarted (bench/stack_run.py); prints the figures, exit 1 on any broken invariant.
+stack-test: $(VENV)/.deps-dev
+	$(PY) -m bench.stack_run
+

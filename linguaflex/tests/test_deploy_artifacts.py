@@ -496,3 +496,13 @@ def test_nginx_compose_conf():
     assert re.search(r"proxy_read_timeout\s+60s;", conf)
     assert "alias" not in conf and "/static/" not in conf
     assert conf.count("{") == conf.count("}")
+
+
+def test_exported_is_exactly_what_the_app_exports():
+    """The alerts and the dashboard are checked against EXPORTED; EXPORTED against the code (each
+    metric's name as the code declares it; prometheus-client adds _total to a counter's)."""
+    declared = set()
+    for module in (ROOT / "linguaflex" / "metrics.py", ROOT / "stripe_payments" / "metrics.py"):
+        declared |= set(re.findall(r'"(linguaflex_[a-z_]+)"', module.read_text()))
+
+    assert {f"{name}_total" if f"{name}_total" in EXPORTED else name for name in declared} == set(EXPORTED)
