@@ -45,10 +45,13 @@ class Booking(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Each list's filter, then its order (newest first: the index read backwards); (status,
+        # created_at) forwards is the expiry job's.
         indexes = [
-            models.Index(fields=["status", "created_at"]),
-            models.Index(fields=["student", "-created_at"]),
-            models.Index(fields=["teacher", "-created_at"]),
+            models.Index(fields=["created_at", "id"]),
+            models.Index(fields=["student", "created_at", "id"]),
+            models.Index(fields=["teacher", "created_at", "id"]),
+            models.Index(fields=["status", "created_at", "id"]),
         ]
 
     def __str__(self) -> str:

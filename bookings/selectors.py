@@ -12,8 +12,16 @@ from .models import Booking, BookingStatus
 
 
 def _visible_to(user) -> Q:
+    """What a user may see: all (admins), or their own rows by their role. One side, not
+    ``student OR teacher``: only a single-column filter lets the ``(student | teacher, -created_at,
+    -id)`` index serve the list in order, where the OR sorts every row the user has. Only students
+    pay and only teachers have gigs, so a user's rows are all on their role's side."""
     if user.is_admin:
         return Q()
+    if user.is_student:
+        return Q(student=user)
+    if user.is_teacher:
+        return Q(teacher=user)
     return Q(student=user) | Q(teacher=user)
 
 

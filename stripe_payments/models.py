@@ -160,10 +160,14 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Each list's filter, then its order (newest first: the index read backwards): admins' all,
+        # a student's or a teacher's own, by status. (status, updated_at) is reconciliation's.
         indexes = [
             models.Index(fields=["status", "updated_at"]),
-            models.Index(fields=["student", "-created_at"]),
-            models.Index(fields=["teacher", "-created_at"]),
+            models.Index(fields=["created_at", "id"]),
+            models.Index(fields=["student", "created_at", "id"]),
+            models.Index(fields=["teacher", "created_at", "id"]),
+            models.Index(fields=["status", "created_at", "id"]),
         ]
         constraints = [
             models.CheckConstraint(
@@ -263,6 +267,11 @@ class RefundRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The refunds list's order, all and by status (newest first: the index read backwards).
+        indexes = [
+            models.Index(fields=["created_at", "id"]),
+            models.Index(fields=["status", "created_at", "id"]),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="refund_amount_positive"),
             models.UniqueConstraint(

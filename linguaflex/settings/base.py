@@ -222,8 +222,9 @@ CORS_ALLOW_HEADERS = (
     "origin",
     "user-agent",
 )
-# A browser client may read the request id, to quote it in a support request.
-CORS_EXPOSE_HEADERS = ["x-request-id"]
+# A browser client may read the request id (to quote it in a support request) and whether a list's
+# count is an estimate (linguaflex/pagination.py).
+CORS_EXPOSE_HEADERS = ["x-request-id", "x-total-count-estimated"]
 
 # --- E-mail ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
