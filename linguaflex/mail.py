@@ -3,7 +3,7 @@ each one once.
 
 ``email_after_commit(renderer, object_id)`` writes one ``OutboundEmail`` row in the caller's
 transaction (none for a rolled-back change) and, once it commits, sends the ``send_email`` task
-(linguaflex/tasks.py; in-process when there is no broker). The task calls ``deliver``: under the
+(linguaflex/tasks.py; in-process after the response when there is no broker). The task calls ``deliver``: under the
 row's lock it asks the renderer for the messages (from the rows as they are now), sends those not
 sent yet, and records each recipient. A mail outage never fails (or undoes) a committed change: the
 task retries, and a beat job sends again what a lost message left pending.
@@ -69,12 +69,23 @@ def email_after_commit(renderer: str, object_id: int, variant: str = "") -> None
 
 
 def enqueue(email_id: int) -> None:
+    """Send the task. With no broker the task runs in-process, after the response has gone out
+    (linguaflex/after_response.py): a payment's answer never waits for the mail server."""
+    from django.conf import settings
+
+    from .after_response import after_response
     from .tasks import send_email
 
-    try:
-        send_email.delay(email_id)
-    except Exception:  # the broker is down: the row stays pending, the beat job sends it later
-        logger.exception("e-mail %s not sent now; it stays pending for the beat job", email_id)
+    def send() -> None:
+        try:
+            send_email.delay(email_id)
+        except Exception:  # the broker is down: the row stays pending, the beat job sends it later
+            logger.exception("e-mail %s not sent now; it stays pending for the beat job", email_id)
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        after_response(send)
+    else:
+        send()
 
 
 def deliver(email_id: int) -> str:

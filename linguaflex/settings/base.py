@@ -45,6 +45,8 @@ MIDDLEWARE = [
     # First: every later layer, its errors and its log lines included, runs under the request's id.
     "linguaflex.request_id.RequestIdMiddleware",
     "linguaflex.metrics.MetricsMiddleware",
+    # With no Celery broker, e-mails are sent in-process once the response has gone out.
+    "linguaflex.after_response.AfterResponseMiddleware",
     "linguaflex.deadline.RequestDeadlineMiddleware",
     # Card data in a URL is refused before anything else reads or logs the request.
     "linguaflex.middleware.CardDataInQueryStringMiddleware",

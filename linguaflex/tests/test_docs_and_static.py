@@ -152,7 +152,8 @@ def test_production_settings_serve_collected_files_through_whitenoise():
 
     assert backend == "whitenoise.storage.CompressedManifestStaticFilesStorage"
     assert (use_finders, autorefresh) == (False, False)
-    assert middleware[:4] == ["linguaflex.request_id.RequestIdMiddleware", "linguaflex.metrics.MetricsMiddleware",
+    assert middleware[:5] == ["linguaflex.request_id.RequestIdMiddleware", "linguaflex.metrics.MetricsMiddleware",
+                              "linguaflex.after_response.AfterResponseMiddleware",
                               "linguaflex.deadline.RequestDeadlineMiddleware",
                               "linguaflex.middleware.CardDataInQueryStringMiddleware"]
     security = middleware.index("django.middleware.security.SecurityMiddleware")
