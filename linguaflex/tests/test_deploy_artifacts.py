@@ -506,3 +506,9 @@ def test_exported_is_exactly_what_the_app_exports():
         declared |= set(re.findall(r'"(linguaflex_[a-z_]+)"', module.read_text()))
 
     assert {f"{name}_total" if f"{name}_total" in EXPORTED else name for name in declared} == set(EXPORTED)
+
+
+def test_compose_nginx_is_healthy_only_when_the_app_answers_through_it(compose):
+    check = " ".join(_as_list(compose["services"]["nginx"]["healthcheck"]["test"]))
+
+    assert "http://127.0.0.1/health/" in check
