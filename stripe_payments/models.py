@@ -15,7 +15,10 @@ from linguaflex.request_id import current_or_blank
 # The id of the request (or task) that created the row (linguaflex/request_id.py), shown in the
 # admin and sent in the metadata of the Stripe object the row stands for: frozen with the row, as
 # a retry under the same Stripe idempotency key must send the same parameters.
-REQUEST_ID_FIELD = dict(max_length=128, blank=True, default=current_or_blank, editable=False, db_index=True)
+# db_default: instances still running the code before the migration insert rows without the
+# column during a rolling deploy. No index: building one would block the table's writes, and
+# finding a row by request id is a support look-up (the admin's search), not a hot path.
+REQUEST_ID_FIELD = dict(max_length=128, blank=True, default=current_or_blank, db_default="", editable=False)
 
 
 class PaymentStatus(models.TextChoices):
@@ -223,7 +226,7 @@ class IdempotencyRecord(models.Model):
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)  # null until answered (< 500)
     response_body = models.JSONField(null=True, blank=True)
     # The request that first used the key: a twin that resumes its work sends Stripe what it sent.
-    request_id = models.CharField(max_length=128, blank=True, default=current_or_blank, editable=False)
+    request_id = models.CharField(max_length=128, blank=True, default=current_or_blank, db_default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

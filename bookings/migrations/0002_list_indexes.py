@@ -3,8 +3,12 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from linguaflex.migration_ops import AddIndexConcurrently, RemoveIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # The indexes are built concurrently on PostgreSQL, outside a transaction: writes go on meanwhile.
+    atomic = False
 
     dependencies = [
         ('bookings', '0001_initial'),
@@ -14,31 +18,31 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
+        RemoveIndexConcurrently(
             model_name='booking',
             name='bookings_bo_status_72dd85_idx',
         ),
-        migrations.RemoveIndex(
+        RemoveIndexConcurrently(
             model_name='booking',
             name='bookings_bo_student_37d7db_idx',
         ),
-        migrations.RemoveIndex(
+        RemoveIndexConcurrently(
             model_name='booking',
             name='bookings_bo_teacher_059063_idx',
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='booking',
             index=models.Index(fields=['created_at', 'id'], name='bookings_bo_created_b97bfb_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='booking',
             index=models.Index(fields=['student', 'created_at', 'id'], name='bookings_bo_student_a45688_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='booking',
             index=models.Index(fields=['teacher', 'created_at', 'id'], name='bookings_bo_teacher_063b1c_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='booking',
             index=models.Index(fields=['status', 'created_at', 'id'], name='bookings_bo_status_ae332f_idx'),
         ),

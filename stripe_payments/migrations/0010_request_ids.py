@@ -14,26 +14,26 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='idempotencyrecord',
             name='request_id',
-            field=models.CharField(blank=True, default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
+            field=models.CharField(blank=True, db_default='', default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
         ),
         migrations.AddField(
             model_name='payment',
             name='request_id',
-            field=models.CharField(blank=True, db_index=True, default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
+            field=models.CharField(blank=True, db_default='', default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
         ),
         migrations.AddField(
             model_name='refundrequest',
             name='request_id',
-            field=models.CharField(blank=True, db_index=True, default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
+            field=models.CharField(blank=True, db_default='', default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
         ),
         migrations.AddField(
             model_name='teachertransfer',
             name='request_id',
-            field=models.CharField(blank=True, db_index=True, default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
+            field=models.CharField(blank=True, db_default='', default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
         ),
         migrations.AddField(
             model_name='webhookevent',
             name='request_id',
-            field=models.CharField(blank=True, db_index=True, default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
+            field=models.CharField(blank=True, db_default='', default=linguaflex.request_id.current_or_blank, editable=False, max_length=128),
         ),
     ]

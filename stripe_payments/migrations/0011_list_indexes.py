@@ -3,8 +3,12 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from linguaflex.migration_ops import AddIndexConcurrently, RemoveIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # The indexes are built concurrently on PostgreSQL, outside a transaction: writes go on meanwhile.
+    atomic = False
 
     dependencies = [
         ('gigs', '0001_initial'),
@@ -13,35 +17,35 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RemoveIndex(
+        RemoveIndexConcurrently(
             model_name='payment',
             name='stripe_paym_student_c5bdae_idx',
         ),
-        migrations.RemoveIndex(
+        RemoveIndexConcurrently(
             model_name='payment',
             name='stripe_paym_teacher_055e2b_idx',
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='payment',
             index=models.Index(fields=['created_at', 'id'], name='stripe_paym_created_bffe37_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='payment',
             index=models.Index(fields=['student', 'created_at', 'id'], name='stripe_paym_student_4b3a02_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='payment',
             index=models.Index(fields=['teacher', 'created_at', 'id'], name='stripe_paym_teacher_8cec75_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='payment',
             index=models.Index(fields=['status', 'created_at', 'id'], name='stripe_paym_status_00326c_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='refundrequest',
             index=models.Index(fields=['created_at', 'id'], name='stripe_paym_created_f6a6fb_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='refundrequest',
             index=models.Index(fields=['status', 'created_at', 'id'], name='stripe_paym_status_0b892c_idx'),
         ),
