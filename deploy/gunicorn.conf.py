@@ -42,7 +42,8 @@ threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 timeout = 65
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or 30)
 control_socket_disable = True
-# nginx speaks HTTP/1.0 to the upstream without keep-alive; a direct client may reuse a connection.
+# nginx keeps idle upstream connections for 4 s (deploy/nginx.conf), under this: it never reuses one
+# gunicorn has closed.
 keepalive = 5
 
 accesslog = "-"

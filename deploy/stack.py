@@ -90,6 +90,7 @@ http {{
     upstream linguaflex_app {{
 {upstreams}
         keepalive 16;
+        keepalive_timeout 4s;
     }}
 
     server {{
@@ -259,6 +260,24 @@ def alive(pid: int) -> bool:
         return True
 
 
+def start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, /proc/<pid>/stat field 22): with the pid, it
+    names one process, so ``down`` never signals a pid the system has since given to another."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def ours(state: dict, name: str) -> bool:
+    pid = state.get("pids", {}).get(name)
+    if not pid or not alive(pid):
+        return False
+    recorded = state.get("starts", {}).get(name)
+    return recorded is None or recorded == start_time(pid)
+
+
 def wait_http(url: str, name: str, pid: int, seconds: float = 60.0, headers: dict | None = None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -368,7 +387,7 @@ def write_state(state: dict) -> None:
 
 def up(*, fresh: bool, latency_ms: int) -> dict:
     state = read_state()
-    if state and any(alive(pid) for pid in state.get("pids", {}).values()):
+    if state and any(ours(state, name) for name in state.get("pids", {})):
         raise StackError("a stack is already running (python deploy/stack.py down first)")
     check_machine()
     previous = state or {}
@@ -377,6 +396,7 @@ def up(*, fresh: bool, latency_ms: int) -> dict:
         "webhook_secret": previous.get("webhook_secret") or "whsec_stack_" + secrets.token_hex(24),
         "metrics_token": previous.get("metrics_token") or secrets.token_urlsafe(24),
         "pids": {},
+        "starts": {},
         "started_at": time.time(),
     }
     if fresh:
@@ -403,6 +423,7 @@ def up(*, fresh: bool, latency_ms: int) -> dict:
         }
         for name in ORDER:
             state["pids"][name] = starters[name]()
+            state["starts"][name] = start_time(state["pids"][name])
             write_state(state)  # recorded at once: a failure later still stops what started
             say(f"{name} started (pid {state['pids'][name]})")
     except BaseException:
@@ -425,6 +446,7 @@ def restart(name: str) -> int:
     else:
         raise StackError(f"restart knows web-<port> and worker, not {name}")
     state["pids"][name] = pid
+    state.setdefault("starts", {})[name] = start_time(pid)
     write_state(state)
     return pid
 
@@ -450,11 +472,10 @@ def down() -> None:
         return
     pids = state.get("pids", {})
     for name in reversed(ORDER):
-        pid = pids.get(name)
-        if pid and alive(pid):
-            stop_group(pid)
-            say(f"{name} stopped (pid {pid})")
-    state["pids"] = {}
+        if ours(state, name):
+            stop_group(pids[name])
+            say(f"{name} stopped (pid {pids[name]})")
+    state["pids"], state["starts"] = {}, {}
     write_state(state)
 
 
@@ -480,7 +501,7 @@ def status() -> int:
         return 1
     for name in ORDER:
         pid = state["pids"].get(name)
-        print(f"  {name:10} pid {pid}: {'running' if pid and alive(pid) else 'stopped'}")
+        print(f"  {name:10} pid {pid}: {'running' if ours(state, name) else 'stopped'}")
     print_where(state)
     return 0
 

@@ -11,7 +11,8 @@ from . import mail
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, max_retries=mail.MAX_ATTEMPTS, acks_late=True)
+# Hard limits above EMAIL_TIMEOUT (a hung send ends in a retry, its row lock released).
+@shared_task(bind=True, max_retries=mail.MAX_ATTEMPTS, acks_late=True, soft_time_limit=60, time_limit=90)
 def send_email(self, email_id: int) -> str:
     """Idempotent: the row's lock and its record of recipients make a second run, or a concurrent
     one, send nothing more. A mail server failure retries with backoff (30 s, 60 s, ... 30 min)."""

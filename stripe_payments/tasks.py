@@ -31,7 +31,9 @@ logger = logging.getLogger(__name__)
 # admin, which can replay it.
 WEBHOOK_MAX_RETRIES = 10
 # A ``received`` event older than this has lost its task message (the broker or a worker died).
-REQUEUE_AFTER = timedelta(seconds=60)
+# A stored event whose task message was lost is sent again after this long. Well above a busy
+# queue's normal lag, so a backlog is not fed duplicates of what it already holds.
+REQUEUE_AFTER = timedelta(minutes=5)
 
 
 class JobProblem(RuntimeError):
@@ -54,7 +56,18 @@ def process_webhook_event(self, event_id: int) -> str:
 
 @shared_task
 def requeue_webhook_events() -> int:
-    """Beat: send again the events still ``received`` a minute after they were stored."""
+    """Beat: send again the events still ``received`` REQUEUE_AFTER after they were stored, unless
+    tasks are waiting in the queue (then theirs are most likely among them, and duplicates would
+    only lengthen the backlog)."""
+    from linguaflex.metrics import queue_depths
+
+    try:
+        waiting = sum(queue_depths().values())
+    except Exception:  # the depth is unknown: send them (a duplicate is harmless, a loss is not)
+        waiting = 0
+    if waiting:
+        logger.info("requeue of webhook events skipped: %d task(s) waiting in the queue", waiting)
+        return 0
     cutoff = timezone.now() - REQUEUE_AFTER
     ids = list(WebhookEvent.objects.filter(status=WebhookEventStatus.RECEIVED, received_at__lt=cutoff)
                .order_by("received_at").values_list("pk", flat=True)[:500])

@@ -235,6 +235,9 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Seconds an SMTP connection may hang: a stuck mail server must not hold a worker (and the e-mail
+# row's lock) for ever; the task retries later.
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 15.0)
 # The directory django.core.mail.backends.filebased.EmailBackend writes to (make stack uses it).
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or None
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "LinguaFlex <no-reply@linguaflex.local>")

@@ -205,7 +205,9 @@ def test_compose_web_environment_and_command(compose):
 def test_compose_worker_beat_and_nginx(compose):
     services = compose["services"]
     worker = " ".join(_as_list(services["worker"]["command"]))
-    assert worker == "celery -A linguaflex worker -l INFO --concurrency 2"
+    assert worker.endswith("exec celery -A linguaflex worker -l INFO --concurrency 2")
+    assert "mkdir -p /tmp/prometheus" in worker  # its metrics directory exists, and starts empty
+    assert services["beat"]["environment"]["PROMETHEUS_MULTIPROC_DIR"] == ""
     beat = " ".join(_as_list(services["beat"]["command"]))
     assert beat == "celery -A linguaflex beat -l INFO --schedule /tmp/celerybeat-schedule"
     nginx = services["nginx"]

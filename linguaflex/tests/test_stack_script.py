@@ -119,3 +119,17 @@ def test_a_zombie_counts_as_stopped(stack):
 
     assert stack.alive(child.pid) is False
     child.wait(timeout=5)
+
+
+def test_down_leaves_a_process_that_took_a_recorded_pid_since(stack):
+    """After a reboot a recorded pid may be someone else's: its start time tells them apart."""
+    stranger = _sleeper()
+    try:
+        stack.write_state({"pids": {"worker": stranger.pid}, "starts": {"worker": "1"}})
+
+        stack.down()
+
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait(timeout=10)
