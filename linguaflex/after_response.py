@@ -2,7 +2,9 @@
 
 Inside a request, ``fn`` runs when the server closes the response, after the client has it (under
 gunicorn, once the body is written to the socket; Django's test client closes it before returning).
-Outside a request (a task, a command) it runs at once. ``make run`` and other deployments with no
+Outside a request (a task, a command), or with ``DEFER_AFTER_RESPONSE`` off (the test settings: a
+test's in-process live server would still be working when the test tears its database down), it
+runs at once. ``make run`` and other deployments with no
 Celery broker send their e-mails this way (linguaflex/mail.py), so the student's answer does not
 wait for the mail server. A failure is logged, never raised into the server.
 """
@@ -20,8 +22,10 @@ _pending: contextvars.ContextVar[list[Callable[[], object]] | None] = contextvar
 
 
 def after_response(fn: Callable[[], object]) -> None:
+    from django.conf import settings
+
     pending = _pending.get()
-    if pending is None:
+    if pending is None or not settings.DEFER_AFTER_RESPONSE:
         _run(fn)
     else:
         pending.append(fn)

@@ -235,6 +235,8 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Without a broker, e-mails are sent once the response has gone out (linguaflex/after_response.py).
+DEFER_AFTER_RESPONSE = env_bool("DEFER_AFTER_RESPONSE", True)
 # Seconds an SMTP connection may hang: a stuck mail server must not hold a worker (and the e-mail
 # row's lock) for ever; the task retries later.
 EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 15.0)

@@ -17,3 +17,7 @@ STRIPE_API_BASE = "http://127.0.0.1:9"
 STRIPE_CONNECT_TIMEOUT = 2.0
 STRIPE_READ_TIMEOUT = 5.0
 IDEMPOTENCY_WAIT_SECONDS = 3.0
+# Deferred work runs at once: an in-process live server must not still write after a test's
+# response, while the test tears its database down (linguaflex/after_response.py; its own tests
+# turn deferral on).
+DEFER_AFTER_RESPONSE = False

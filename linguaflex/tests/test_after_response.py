@@ -16,6 +16,24 @@ from linguaflex.request_id import RequestIdMiddleware
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def deferred(settings):
+    settings.DEFER_AFTER_RESPONSE = True
+
+
+def test_with_deferral_off_the_work_runs_at_once_even_inside_a_request(settings):
+    settings.DEFER_AFTER_RESPONSE = False
+    ran = []
+
+    def view(request):
+        after_response(lambda: ran.append(1))
+        assert ran == [1]
+        return HttpResponse("ok")
+
+    _served(view).close()
+    assert ran == [1]
+
+
 def _served(view):
     """RequestIdMiddleware around AfterResponseMiddleware around ``view``, as in MIDDLEWARE."""
     return RequestIdMiddleware(AfterResponseMiddleware(view))(RequestFactory().get("/"))
