@@ -154,6 +154,8 @@ def _on_succeeded(payment: Payment, intent: IntentResult) -> None:
     if created:
         notifications.payment_receipt(payment_id=payment.pk)
         booking_notifications.booking_created(booking_id=booking.pk)
+    if payment.payment_method_saved and not payment.save_card:
+        return  # paid with one of the student's saved cards: nothing to keep, nothing to look up
     saved = cards.card_keep_after_payment(payment=payment, pm=intent.payment_method)
     if saved and not payment.payment_method_saved:
         payment.payment_method_saved = True

@@ -79,7 +79,7 @@ def _payable_gig(gig_id: int) -> Gig:
 
 def _new_payment(*, student, gig: Gig, idempotency_key: str | None, save_card: bool = False,
                  scheduled_at: datetime | None = None, brand: str = "", last4: str = "", pm_id: str = "",
-                 customer_id: str = "") -> Payment:
+                 customer_id: str = "", payment_method_saved: bool = False) -> Payment:
     split = split_amount(gig.price_cents)  # the gig's price, never the client's
     try:
         with transaction.atomic():
@@ -88,7 +88,7 @@ def _new_payment(*, student, gig: Gig, idempotency_key: str | None, save_card: b
                 admin_fee_cents=split.admin_fee_cents, teacher_amount_cents=split.teacher_amount_cents,
                 currency="usd", status=PaymentStatus.PROCESSING, save_card=save_card, scheduled_at=scheduled_at,
                 card_brand=brand, card_last4=last4, stripe_payment_method_id=pm_id, stripe_customer_id=customer_id,
-                idempotency_key=idempotency_key or None,
+                payment_method_saved=payment_method_saved, idempotency_key=idempotency_key or None,
                 destination_account_id=payouts.destination_for(gig.teacher_id),
             )
     except IntegrityError:
@@ -162,7 +162,7 @@ def payment_process(*, student, gig_id: int, card: CardInput | None = None, save
         brand, last4, pm_id = "", "", payment_method_id or ""
     payment = _new_payment(student=student, gig=gig, idempotency_key=idempotency_key, save_card=save_card,
                            scheduled_at=scheduled_at, brand=brand, last4=last4, pm_id=pm_id,
-                           customer_id=customer_id or "")
+                           customer_id=customer_id or "", payment_method_saved=saved is not None)
     return _charge(payment, card=card, off_session=saved is not None)
 
 
