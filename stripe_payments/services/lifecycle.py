@@ -151,6 +151,7 @@ def _on_succeeded(payment: Payment, intent: IntentResult) -> None:
     ledger.post_charge(payment=payment)
     payouts.record_destination_share(payment=payment)
     booking, created = booking_create_for_payment(payment=payment)
+    payment.booking = booking  # cached on the instance: the answer's booking_id needs no query
     if created:
         notifications.payment_receipt(payment_id=payment.pk)
         booking_notifications.booking_created(booking_id=booking.pk)
