@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.report import write_section  # noqa: E402  (ROOT on sys.path first)
+
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 START, END = "<!-- bench_emulator:start -->", "<!-- bench_emulator:end -->"
 THREADS = 4
@@ -187,17 +189,8 @@ def measure(base_url: str, seconds: float, warmup: float) -> tuple[float, int, i
     return sum(counts) / seconds, sum(counts), sum(errors)
 
 
-def write_doc(table: str) -> None:
-    section = f"{START}\n{table}\n{END}"
-    text = DOC.read_text() if DOC.exists() else "# Performance\n\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+def write_doc(text: str) -> None:
+    write_section(DOC, START, END, text)
 
 
 def run(quick: bool, write: bool) -> None:

@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.reliability.stack import Stack, Unavailable  # noqa: E402  (ROOT on sys.path first)
+from bench.report import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 START, END = "<!-- bench_lists:start -->", "<!-- bench_lists:end -->"
@@ -95,14 +96,7 @@ def table(small: dict[str, float], large: dict[str, float], rows: tuple[int, int
 
 
 def write_doc(text: str) -> None:
-    block = f"{START}\n{text}\n{END}"
-    current = DOC.read_text() if DOC.exists() else "# Performance\n"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + block + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n## Lists at 1,000 and 100,000 payments\n\n" + block + "\n"
-    DOC.write_text(current)
+    write_section(DOC, START, END, text, heading="Lists at 1,000 and 100,000 payments")
 
 
 def main() -> int:

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.report import write_section  # noqa: E402
 from bench.stack_run import BASE, stack  # noqa: E402  (ROOT on sys.path first)
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
@@ -122,14 +123,7 @@ def table(times: dict[str, list[float]]) -> str:
 
 
 def write_doc(text: str) -> None:
-    block = f"{START}\n{text}\n{END}"
-    current = DOC.read_text() if DOC.exists() else "# Performance\n"
-    if START in current and END in current:
-        head, rest = current.split(START, 1)
-        current = head + block + rest.split(END, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n## Webhook endpoint vs /health/ (Stripe at 300 ms)\n\n" + block + "\n"
-    DOC.write_text(current)
+    write_section(DOC, START, END, text, heading="Webhook endpoint vs /health/ (Stripe at 300 ms)")
 
 
 def main() -> int:
