@@ -234,6 +234,9 @@ def app_env(state: dict) -> dict[str, str]:
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(MAIL_DIR),
         "THROTTLE_RATES": os.environ.get("STACK_THROTTLE_RATES", ""),
+        # The stack test kills the worker mid-run: the event it held is sent again within a minute
+        # of this, not after production's five minutes.
+        "WEBHOOK_REQUEUE_AFTER_SECONDS": os.environ.get("STACK_WEBHOOK_REQUEUE_AFTER_SECONDS", "30"),
         "PYTHONUNBUFFERED": "1",
     }
 

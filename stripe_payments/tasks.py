@@ -30,10 +30,13 @@ logger = logging.getLogger(__name__)
 # 10 s, 20 s, 40 s ... capped at 10 min, 10 times (about an hour); then it stays ``failed`` in the
 # admin, which can replay it.
 WEBHOOK_MAX_RETRIES = 10
-# A ``received`` event older than this has lost its task message (the broker or a worker died).
-# A stored event whose task message was lost is sent again after this long. Well above a busy
-# queue's normal lag, so a backlog is not fed duplicates of what it already holds.
-REQUEUE_AFTER = timedelta(minutes=5)
+
+
+def requeue_after() -> timedelta:
+    """A ``received`` event older than this has lost its task message (the broker or a worker died
+    holding it) and is sent again. WEBHOOK_REQUEUE_AFTER_SECONDS: 300 by default, well above a busy
+    queue's normal lag, so a backlog is not fed duplicates of what it already holds."""
+    return timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS)
 
 
 class JobProblem(RuntimeError):
@@ -56,7 +59,7 @@ def process_webhook_event(self, event_id: int) -> str:
 
 @shared_task
 def requeue_webhook_events() -> int:
-    """Beat: send again the events still ``received`` REQUEUE_AFTER after they were stored, unless
+    """Beat: send again the events still ``received`` requeue_after() after they were stored, unless
     tasks are waiting in the queue (then theirs are most likely among them, and duplicates would
     only lengthen the backlog)."""
     from linguaflex.metrics import queue_depths
@@ -68,14 +71,14 @@ def requeue_webhook_events() -> int:
     if waiting:
         logger.info("requeue of webhook events skipped: %d task(s) waiting in the queue", waiting)
         return 0
-    cutoff = timezone.now() - REQUEUE_AFTER
+    cutoff = timezone.now() - requeue_after()
     ids = list(WebhookEvent.objects.filter(status=WebhookEventStatus.RECEIVED, received_at__lt=cutoff)
                .order_by("received_at").values_list("pk", flat=True)[:500])
     for event_id in ids:
         process_webhook_event.delay(event_id)
     if ids:
         logger.warning("%d webhook event(s) were still unapplied after %ss: sent again", len(ids),
-                       int(REQUEUE_AFTER.total_seconds()))
+                       int(requeue_after().total_seconds()))
     return len(ids)
 
 

@@ -292,6 +292,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redis gives an unacknowledged message back after this long: above the longest retry countdown.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A stored webhook event still ``received`` this long after it arrived lost its task message (a
+# worker killed while holding it: Redis would give it back only after the visibility timeout), and
+# the beat job requeue_webhook_events sends it again.
+WEBHOOK_REQUEUE_AFTER_SECONDS = env_int("WEBHOOK_REQUEUE_AFTER_SECONDS", 300)
 # Sending a task must not hang a request when the broker is down: the row it works on is stored,
 # and a beat job sends it again (stripe_payments/tasks.py).
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)

@@ -129,9 +129,9 @@ def test_a_failing_handler_in_process_is_recorded_and_reraised(monkeypatch):
 
 @pytest.mark.django_db
 def test_requeue_webhook_events_sends_only_old_unapplied_events(monkeypatch):
-    lost = stored_event("customer.created", "cus_lost", seconds_ago=tasks.REQUEUE_AFTER.total_seconds() + 1)
+    lost = stored_event("customer.created", "cus_lost", seconds_ago=tasks.requeue_after().total_seconds() + 1)
     older = stored_event("customer.created", "cus_older", seconds_ago=3600)
-    stored_event("customer.created", "cus_recent", seconds_ago=tasks.REQUEUE_AFTER.total_seconds() - 30)
+    stored_event("customer.created", "cus_recent", seconds_ago=tasks.requeue_after().total_seconds() - 30)
     stored_event("customer.created", "cus_done", seconds_ago=3600, status=WebhookEventStatus.PROCESSED)
     stored_event("customer.created", "cus_ignored", seconds_ago=3600, status=WebhookEventStatus.IGNORED)
     stored_event("customer.created", "cus_failed", seconds_ago=3600, status=WebhookEventStatus.FAILED)
@@ -147,7 +147,7 @@ def test_requeue_webhook_events_sends_only_old_unapplied_events(monkeypatch):
 
 @pytest.mark.django_db
 def test_requeue_webhook_events_twice_in_process_applies_each_event_once():
-    lost = stored_event("customer.created", "cus_lost", seconds_ago=tasks.REQUEUE_AFTER.total_seconds() + 60)
+    lost = stored_event("customer.created", "cus_lost", seconds_ago=tasks.requeue_after().total_seconds() + 60)
     assert run(tasks.requeue_webhook_events) == 1
     lost.refresh_from_db()
     assert (lost.status, lost.attempts) == (WebhookEventStatus.IGNORED, 1)
@@ -339,7 +339,7 @@ def test_requeue_webhook_events_waits_while_tasks_are_queued(monkeypatch):
     """A busy queue most likely holds the events' own messages: no duplicates on top of them."""
     from linguaflex import metrics
 
-    stored_event("customer.created", "cus_waiting", seconds_ago=tasks.REQUEUE_AFTER.total_seconds() + 60)
+    stored_event("customer.created", "cus_waiting", seconds_ago=tasks.requeue_after().total_seconds() + 60)
     monkeypatch.setattr(metrics, "queue_depths", lambda: {"celery": 12})
 
     assert run(tasks.requeue_webhook_events) == 0

@@ -117,7 +117,7 @@ def test_a_broker_outage_still_answers_200_and_the_beat_job_sends_the_event_late
     monkeypatch.setattr(tasks.process_webhook_event, "delay", sent.append)
     assert tasks.requeue_webhook_events.apply(throw=True).result == 0
     assert sent == []
-    WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - tasks.REQUEUE_AFTER
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=timezone.now() - tasks.requeue_after()
                                                     - timedelta(seconds=1))
     assert tasks.requeue_webhook_events.apply(throw=True).result == 1
     assert sent == [event.pk]
