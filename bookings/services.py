@@ -22,25 +22,33 @@ from .models import TRANSITIONS, Booking, BookingStatus
 class BookingRequiresSucceededPayment(Exception):
     """A booking was asked for a payment that has not succeeded (a programming error)."""
 
-@transaction.atomic
-def booking_create_for_payment(*, payment, scheduled_at: datetime | None = None) -> tuple[Booking, bool]:
+def booking_create_for_payment(*, payment, scheduled_at: datetime | None = None,
+                               fresh: bool = False) -> tuple[Booking, bool]:
     """The booking of a succeeded payment, created once. Returns (booking, created). Only the payment
     lifecycle calls it, for a payment it has just settled as succeeded: the payment says so itself
-    (``has_succeeded``), so this app knows no payment status."""
+    (``has_succeeded``), so this app knows no payment status. ``fresh``: the payment became
+    succeeded in the caller's transaction, so it has no booking yet: one INSERT, no lookup and no
+    savepoint (a conflict raises, and the caller rolls back)."""
     if not payment.has_succeeded:
         raise BookingRequiresSucceededPayment(f"payment {payment.pk} is {payment.status}")
+
+    def create() -> Booking:
+        return Booking.objects.create(
+            gig_id=payment.gig_id,
+            student_id=payment.student_id,
+            teacher_id=payment.teacher_id,
+            payment_id=payment.pk,
+            scheduled_at=scheduled_at if scheduled_at is not None else getattr(payment, "scheduled_at", None),
+        )
+
+    if fresh:
+        return create(), True
     existing = Booking.objects.filter(payment_id=payment.pk).first()
     if existing is not None:
         return existing, False
     try:
         with transaction.atomic():
-            booking = Booking.objects.create(
-                gig_id=payment.gig_id,
-                student_id=payment.student_id,
-                teacher_id=payment.teacher_id,
-                payment_id=payment.pk,
-                scheduled_at=scheduled_at if scheduled_at is not None else getattr(payment, "scheduled_at", None),
-            )
+            booking = create()
     except IntegrityError:
         # A concurrent settle created it first (unique payment_id): that one is the booking.
         return Booking.objects.get(payment_id=payment.pk), False

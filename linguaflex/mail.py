@@ -11,11 +11,14 @@ task retries, and a beat job sends again what a lost message left pending.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
+from typing import Callable, Iterator
 
 from django.core.mail import EmailMessage
 from django.core.mail.utils import DNS_NAME
@@ -54,11 +57,45 @@ def message_id(key: str) -> str:
     return f"<{digest}@{DNS_NAME}>"
 
 
+# Inside ``recorded_together()``: the e-mails asked for so far, recorded at the block's end.
+_together: ContextVar[list | None] = ContextVar("linguaflex_mail_together", default=None)
+
+
+@contextmanager
+def recorded_together() -> Iterator[None]:
+    """Record every e-mail the block asks for in one INSERT at its end (a payment's receipt and the
+    teacher's notice: one statement, not two, and no savepoints). Only for e-mails whose causes the
+    caller's transaction has just created, so none of their keys can exist yet: a conflict raises
+    IntegrityError, and the caller's transaction rolls back. An exception inside records nothing."""
+    from .models import OutboundEmail
+
+    pending: list[OutboundEmail] = []
+    token = _together.set(pending)
+    try:
+        yield
+    finally:
+        _together.reset(token)
+    if not pending:
+        return
+    rows = OutboundEmail.objects.bulk_create(pending)
+    if any(row.pk is None for row in rows):  # a backend that cannot return the new ids
+        ids = dict(OutboundEmail.objects.filter(key__in=[row.key for row in rows]).values_list("key", "pk"))
+        for row in rows:
+            row.pk = ids[row.key]
+    for row in rows:
+        transaction.on_commit(functools.partial(enqueue, row.pk))
+
+
 def email_after_commit(renderer: str, object_id: int, variant: str = "") -> None:
     """Record the notification ``renderer(object_id, variant)`` writes; send it after commit.
     The same (renderer, object, variant) a second time records and sends nothing."""
     from .models import OutboundEmail
 
+    together = _together.get()
+    if together is not None:
+        together.append(OutboundEmail(key=_key(renderer, object_id, variant)[:255], renderer=renderer,
+                                      object_id=object_id, variant=variant))
+        return
     try:
         with transaction.atomic():
             email = OutboundEmail.objects.create(key=_key(renderer, object_id, variant)[:255], renderer=renderer,

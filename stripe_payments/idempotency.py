@@ -102,8 +102,10 @@ def _claim(record_id: int) -> bool:
     )
 
 
-def run_idempotent(*, user, key: str | None, scope: str, data: Any, handler: Callable[[], Outcome]) -> Outcome:
-    """Run ``handler`` once per (user, key); replay its answer to every twin."""
+def run_idempotent(*, user, key: str | None, scope: str, data: Any, handler: Callable[[bool], Outcome]) -> Outcome:
+    """Run ``handler`` once per (user, key); replay its answer to every twin. ``handler(first)``:
+    ``first`` is True when this request has just recorded the key, so no earlier attempt under it
+    can have left work to resume (the services then need not look for any)."""
     if key is None:
         return _run(handler, None)
     digest = request_hash(scope=scope, data=data)
@@ -114,7 +116,7 @@ def run_idempotent(*, user, key: str | None, scope: str, data: Any, handler: Cal
         record = IdempotencyRecord.objects.get(user=user, key=key)
     else:
         # Outside the try: an IntegrityError of the handler's own writes is not a twin's key.
-        return _run(handler, record)
+        return _run(handler, record, first=True)
 
     if record.scope != scope or not hmac.compare_digest(record.request_hash, digest):
         raise IdempotencyConflict()
@@ -137,9 +139,9 @@ def run_idempotent(*, user, key: str | None, scope: str, data: Any, handler: Cal
         record.refresh_from_db()
 
 
-def _run(handler: Callable[[], Outcome], record: IdempotencyRecord | None) -> Outcome:
+def _run(handler: Callable[[bool], Outcome], record: IdempotencyRecord | None, *, first: bool = False) -> Outcome:
     try:
-        outcome = handler()
+        outcome = handler(first)
     except DomainError as exc:
         if exc.status_code >= 500:
             _release(record)
@@ -158,6 +160,12 @@ def idempotency_key(request) -> str | None:
     return validate_key(request.headers.get("Idempotency-Key"))
 
 
+def key_is_new(request) -> bool:
+    """Inside an ``@idempotent`` view: this request has just recorded its key (a first attempt, not a
+    retry that resumes an earlier one's work)."""
+    return getattr(request, "_idempotency_key_is_new", False)
+
+
 def idempotent(scope: str):
     """Wrap an APIView method: one answer per (user, Idempotency-Key) and ``scope``, replayed, status
     and body, to every twin. The view reads the same key (``idempotency_key``) for its service."""
@@ -165,7 +173,8 @@ def idempotent(scope: str):
     def decorate(view_method):
         @functools.wraps(view_method)
         def wrapped(self, request, *args, **kwargs):
-            def handler() -> Outcome:
+            def handler(first: bool) -> Outcome:
+                request._idempotency_key_is_new = first
                 response = view_method(self, request, *args, **kwargs)
                 return Outcome(status=response.status_code, body=response.data)
 

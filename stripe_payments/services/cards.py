@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.views.decorators.debug import sensitive_variables
 
 from linguaflex import request_id as request_ids
@@ -34,6 +35,14 @@ logger = logging.getLogger(__name__)
 def customer_id_of(user) -> str | None:
     """The user's Stripe customer id, if one was created (no Stripe call)."""
     return StripeCustomer.objects.filter(user=user).values_list("stripe_customer_id", flat=True).first()
+
+
+def saved_card_of(*, user, payment_method_id: str) -> SavedPaymentMethod | None:
+    """The user's saved card by its PaymentMethod id, read with the user's customer id
+    (``customer_id``): one query for what paying with it needs."""
+    customer = StripeCustomer.objects.filter(user_id=OuterRef("user_id")).values("stripe_customer_id")[:1]
+    return (SavedPaymentMethod.objects.filter(user=user, stripe_payment_method_id=payment_method_id)
+            .annotate(customer_id=Subquery(customer)).first())
 
 
 def customer_get_or_create(*, user) -> str:
@@ -60,6 +69,13 @@ def payment_method_claim(*, user, payment_method_id: str) -> bool:
     except IntegrityError:  # a concurrent claim won
         owner = PaymentMethodOwner.objects.get(stripe_payment_method_id=payment_method_id)
     return owner.user_id == user.pk
+
+
+def payment_method_owner_record(*, user_id: int, payment_method_id: str) -> None:
+    """Record that the user owns the PaymentMethod unless someone already does, in one statement
+    (INSERT ... ON CONFLICT DO NOTHING: no lookup, no savepoint; the first owner stays)."""
+    PaymentMethodOwner.objects.bulk_create(
+        [PaymentMethodOwner(stripe_payment_method_id=payment_method_id, user_id=user_id)], ignore_conflicts=True)
 
 
 def ensure_own_payment_method(*, student, payment_method_id: str) -> None:

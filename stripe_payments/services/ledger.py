@@ -41,21 +41,28 @@ A, K = LedgerAccount, LedgerKind
 TEACHER_ACCOUNTS = (A.TEACHER_OWED, A.TEACHER_PAID)
 
 
-def _post(movement: str, payment: Payment, rows: list[tuple[str, str, int]], stripe_object_id: str = "") -> bool:
+def _post(movement: str, payment: Payment, rows: list[tuple[str, str, int]], stripe_object_id: str = "",
+          *, fresh: bool = False) -> bool:
     """Write one movement's rows (account, kind, cents) once; False if it was written before.
     A zero row is kept beside non-zero ones: its account and kind still say who moved what (a
-    1-cent refund's share part of 0 still says whether Stripe reversed the transfer)."""
+    1-cent refund's share part of 0 still says whether Stripe reversed the transfer).
+    ``fresh``: the movement's cause was made in the caller's transaction, so it cannot exist yet:
+    one INSERT, no lookup and no savepoint; a conflict raises (the caller rolls back)."""
     if sum(cents for _, _, cents in rows) != 0:
         raise ValueError(f"ledger movement {movement} does not balance: {rows}")
-    if not any(cents for _, _, cents in rows) or LedgerEntry.objects.filter(movement=movement).exists():
+    if not any(cents for _, _, cents in rows):
+        return False
+    entries = [LedgerEntry(movement=movement, account=account, kind=kind, amount_cents=cents, payment=payment,
+                           teacher_id=payment.teacher_id, stripe_object_id=stripe_object_id[:255])
+               for account, kind, cents in rows]
+    if fresh:
+        LedgerEntry.objects.bulk_create(entries)
+        return True
+    if LedgerEntry.objects.filter(movement=movement).exists():
         return False
     try:
         with transaction.atomic():
-            LedgerEntry.objects.bulk_create([
-                LedgerEntry(movement=movement, account=account, kind=kind, amount_cents=cents, payment=payment,
-                            teacher_id=payment.teacher_id, stripe_object_id=stripe_object_id[:255])
-                for account, kind, cents in rows
-            ])
+            LedgerEntry.objects.bulk_create(entries)
     except IntegrityError:  # a concurrent writer of the same movement won
         return False
     return True
@@ -71,21 +78,23 @@ def movement_exists(movement: str) -> bool:
     return LedgerEntry.objects.filter(movement=movement).exists()
 
 
-def post_charge(*, payment: Payment) -> None:
-    """The student paid: the fee to the platform, the share owed to the teacher."""
+def post_charge(*, payment: Payment, fresh: bool = False) -> None:
+    """The student paid: the fee to the platform, the share owed to the teacher. ``fresh``: the
+    payment became succeeded in the caller's transaction (``_post``)."""
     _post(f"charge:{payment.pk}", payment, [
         (A.STUDENT, K.CHARGE, -payment.amount_cents),
         (A.PLATFORM_FEES, K.FEE, payment.admin_fee_cents),
         (A.TEACHER_OWED, K.TEACHER_SHARE, payment.teacher_amount_cents),
-    ], payment.stripe_charge_id)
+    ], payment.stripe_charge_id, fresh=fresh)
 
 
-def post_transfer(*, transfer: TeacherTransfer, payment: Payment) -> None:
-    """The share reached the teacher's connected account."""
+def post_transfer(*, transfer: TeacherTransfer, payment: Payment, fresh: bool = False) -> None:
+    """The share reached the teacher's connected account. ``fresh``: the transfer row was made in
+    the caller's transaction (``_post``)."""
     _post(f"transfer:{transfer.pk}", payment, [
         (A.TEACHER_OWED, K.TRANSFER, -transfer.amount_cents),
         (A.TEACHER_PAID, K.TRANSFER, transfer.amount_cents),
-    ], transfer.stripe_transfer_id or "")
+    ], transfer.stripe_transfer_id or "", fresh=fresh)
 
 
 def share_paid_out(payment: Payment) -> bool:

@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -27,7 +28,7 @@ from linguaflex.errors import InvalidState, NotFound
 from .. import gateway, keys, selectors
 from ..cards import CardInput, card_brand
 from ..gateway import CardError, CardFailure, IntentResult
-from ..models import Payment, PaymentStatus, SavedPaymentMethod
+from ..models import Payment, PaymentStatus
 from ..money import split_amount
 from . import cards, lifecycle, payouts
 from .common import AuthenticationRequired, ensure_student, return_url, with_request_id
@@ -65,13 +66,18 @@ def _payment_for_key(*, student, key: str | None) -> Payment | None:
     A key is kept 24 hours, as the Idempotency-Key layer keeps it: an older payment lets it go."""
     if not key:
         return None
-    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-    Payment.objects.filter(student=student, idempotency_key=key, created_at__lt=cutoff).update(idempotency_key=None)
-    return Payment.objects.filter(student=student, idempotency_key=key).first()
+    payment = Payment.objects.filter(student=student, idempotency_key=key).first()
+    if payment is not None and payment.created_at < timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
+        Payment.objects.filter(pk=payment.pk, idempotency_key=key).update(idempotency_key=None)
+        return None
+    return payment
 
 
 def _payable_gig(gig_id: int) -> Gig:
-    gig = Gig.objects.select_related("teacher").filter(pk=gig_id, is_active=True).first()
+    """The gig, its teacher, and the teacher's connected account id (``destination_account_id``,
+    "" for none): one query."""
+    gig = (Gig.objects.select_related("teacher").filter(pk=gig_id, is_active=True)
+           .annotate(destination_account_id=payouts.destination_subquery(OuterRef("teacher_id"))).first())
     if gig is None:
         raise NotFound("Gig not found.")
     return gig
@@ -89,13 +95,19 @@ def _new_payment(*, student, gig: Gig, idempotency_key: str | None, save_card: b
                 currency="usd", status=PaymentStatus.PROCESSING, save_card=save_card, scheduled_at=scheduled_at,
                 card_brand=brand, card_last4=last4, stripe_payment_method_id=pm_id, stripe_customer_id=customer_id,
                 payment_method_saved=payment_method_saved, idempotency_key=idempotency_key or None,
-                destination_account_id=payouts.destination_for(gig.teacher_id),
+                destination_account_id=gig.destination_account_id or "",
             )
     except IntegrityError:
         if not idempotency_key:
             raise
-        # A twin of this request got there first (the key's unique constraint): that is the payment.
-        return Payment.objects.get(student=student, idempotency_key=idempotency_key)
+        # The key's unique constraint: a twin of this request got there first (that is the payment),
+        # or a payment older than the key's 24 hours still holds it (let go: this one takes it).
+        twin = _payment_for_key(student=student, key=idempotency_key)
+        if twin is not None:
+            return twin
+        return _new_payment(student=student, gig=gig, idempotency_key=idempotency_key, save_card=save_card,
+                            scheduled_at=scheduled_at, brand=brand, last4=last4, pm_id=pm_id,
+                            customer_id=customer_id, payment_method_saved=payment_method_saved)
 
 
 def _metadata(payment: Payment) -> dict[str, str]:
@@ -123,7 +135,8 @@ def _description(payment: Payment) -> str:
 @sensitive_variables("card")
 def payment_process(*, student, gig_id: int, card: CardInput | None = None, saved_payment_method_id: str | None = None,
                     payment_method_id: str | None = None, save_card: bool = False,
-                    scheduled_at: datetime | None = None, idempotency_key: str | None = None) -> PaymentOutcome:
+                    scheduled_at: datetime | None = None, idempotency_key: str | None = None,
+                    key_is_new: bool = False) -> PaymentOutcome:
     """Pay for a gig with exactly one of a new card, a saved card or a client-created PaymentMethod
     (the input serializer guarantees it): one Stripe call.
 
@@ -133,9 +146,11 @@ def payment_process(*, student, gig_id: int, card: CardInput | None = None, save
 
     A retry with the same ``idempotency_key`` resumes the payment the first attempt left: charged
     again with the parameters frozen on its row, under the same Stripe key, or answered as it has
-    settled meanwhile."""
+    settled meanwhile. ``key_is_new``: the Idempotency-Key layer has just recorded the key, so no
+    earlier attempt can have left a payment under it (no look-up; the key's unique constraint still
+    stands guard in ``_new_payment``)."""
     ensure_student(student)
-    resumed = _payment_for_key(student=student, key=idempotency_key)
+    resumed = None if key_is_new else _payment_for_key(student=student, key=idempotency_key)
     if resumed is not None:
         resumed = lifecycle.payment_reopen_never_sent(payment=resumed)
         if resumed.status != PaymentStatus.PROCESSING:
@@ -146,11 +161,13 @@ def payment_process(*, student, gig_id: int, card: CardInput | None = None, save
         cards.ensure_own_payment_method(student=student, payment_method_id=payment_method_id)
     saved = None
     if saved_payment_method_id is not None:
-        saved = SavedPaymentMethod.objects.filter(user=student, stripe_payment_method_id=saved_payment_method_id).first()
+        saved = cards.saved_card_of(user=student, payment_method_id=saved_payment_method_id)
         if saved is None:
             raise NotFound("Saved payment method not found.")
         save_card = False
-    if save_card or saved is not None:
+    if saved is not None and saved.customer_id:
+        customer_id = saved.customer_id
+    elif save_card or saved is not None:
         customer_id = cards.customer_get_or_create(user=student)
     else:
         customer_id = cards.customer_id_of(student)
@@ -186,7 +203,7 @@ def _charge(payment: Payment, *, card: CardInput | None, off_session: bool) -> P
         lifecycle.payment_fail(payment_id=payment.pk,
                                failure=CardFailure(code="invalid_request", decline_code=None, message=exc.message))
         raise
-    return _outcome(lifecycle.payment_settle_from_intent(payment_id=payment.pk, intent=intent), intent=intent)
+    return _outcome(lifecycle.payment_settle_new(payment=payment, intent=intent), intent=intent)
 
 
 def _outcome(payment: Payment, *, intent: IntentResult | None = None) -> PaymentOutcome:

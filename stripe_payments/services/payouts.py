@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Subquery, Sum
 from django.utils import timezone
 
 from .. import gateway, keys
@@ -57,19 +57,34 @@ def destination_for(teacher_id: int) -> str:
     return account.stripe_account_id if account is not None else ""
 
 
-def record_destination_share(*, payment: Payment) -> None:
+def destination_subquery(teacher_id) -> Subquery:
+    """``destination_for`` as a subquery of ``teacher_id`` (an OuterRef): read with the gig, not after."""
+    return Subquery(ConnectedAccount.objects.filter(teacher_id=teacher_id, transfers_active=True)
+                    .values("stripe_account_id")[:1])
+
+
+def record_destination_share(*, payment: Payment, fresh: bool = False) -> None:
     """A destination charge succeeded (the payment locked by the caller): its share is on the
-    teacher's account already; record the transfer and its ledger movement, once."""
+    teacher's account already; record the transfer and its ledger movement, once. ``fresh``: the
+    payment became succeeded in the caller's transaction, so neither exists yet (written without
+    looking; a conflict raises and the caller rolls back)."""
     if not payment.destination_account_id or payment.teacher_amount_cents <= 0:
+        return
+
+    def create() -> TeacherTransfer:
+        return TeacherTransfer.objects.create(
+            payment=payment, teacher_id=payment.teacher_id, stripe_account_id=payment.destination_account_id,
+            kind=TeacherTransferKind.DESTINATION, status=TeacherTransferStatus.PAID,
+            amount_cents=payment.teacher_amount_cents)
+
+    if fresh:
+        ledger.post_transfer(transfer=create(), payment=payment, fresh=True)
         return
     transfer = TeacherTransfer.objects.filter(payment_id=payment.pk).first()
     if transfer is None:
         try:
             with transaction.atomic():
-                transfer = TeacherTransfer.objects.create(
-                    payment=payment, teacher_id=payment.teacher_id, stripe_account_id=payment.destination_account_id,
-                    kind=TeacherTransferKind.DESTINATION, status=TeacherTransferStatus.PAID,
-                    amount_cents=payment.teacher_amount_cents)
+                transfer = create()
         except IntegrityError:
             transfer = TeacherTransfer.objects.get(payment_id=payment.pk)
     ledger.post_transfer(transfer=transfer, payment=payment)

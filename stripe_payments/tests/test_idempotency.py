@@ -53,7 +53,7 @@ def test_validate_key_refuses_more_than_255_characters():
 @pytest.mark.django_db
 def test_stored_record_keeps_the_hash_and_answer_but_no_request_body(student):
     run_idempotent(user=student, key="k1", scope="process-payment", data=BODY,
-                   handler=lambda: Outcome(200, {"success": True}))
+                   handler=lambda first: Outcome(200, {"success": True}))
 
     record = IdempotencyRecord.objects.get()
     assert record.request_hash == request_hash(scope="process-payment", data=BODY)
@@ -65,7 +65,7 @@ def test_stored_record_keeps_the_hash_and_answer_but_no_request_body(student):
 def test_same_key_runs_the_handler_once_and_replays(student):
     calls = []
 
-    def handler():
+    def handler(first):
         calls.append(1)
         return Outcome(200, {"n": len(calls)})
 
@@ -78,19 +78,19 @@ def test_same_key_runs_the_handler_once_and_replays(student):
 
 @pytest.mark.django_db
 def test_same_key_with_another_body_or_scope_conflicts(student):
-    run_idempotent(user=student, key="k", scope="s", data=BODY, handler=lambda: Outcome(200, {}))
+    run_idempotent(user=student, key="k", scope="s", data=BODY, handler=lambda first: Outcome(200, {}))
 
     with pytest.raises(IdempotencyConflict):
-        run_idempotent(user=student, key="k", scope="s", data={**BODY, "gig_id": 2}, handler=lambda: Outcome(200, {}))
+        run_idempotent(user=student, key="k", scope="s", data={**BODY, "gig_id": 2}, handler=lambda first: Outcome(200, {}))
     with pytest.raises(IdempotencyConflict):
-        run_idempotent(user=student, key="k", scope="other", data=BODY, handler=lambda: Outcome(200, {}))
+        run_idempotent(user=student, key="k", scope="other", data=BODY, handler=lambda first: Outcome(200, {}))
 
 
 @pytest.mark.django_db
 def test_a_4xx_domain_error_is_stored_and_replayed(student):
     calls = []
 
-    def handler():
+    def handler(first):
         calls.append(1)
         raise DomainError("nope", code="card_declined", status_code=402)
 
@@ -109,7 +109,7 @@ def test_a_5xx_is_not_stored_and_the_retry_runs_the_handler_again(student):
     the first attempt left by the same key (below: test_a_5xx_is_not_stored_and_the_retry_resumes_the_same_payment)."""
     calls = []
 
-    def failing():
+    def failing(first):
         calls.append("failed")
         raise ProviderTimeout()
 
@@ -119,7 +119,7 @@ def test_a_5xx_is_not_stored_and_the_retry_runs_the_handler_again(student):
     assert record.response_status is None and record.in_flight is False
 
     outcome = run_idempotent(user=student, key="k", scope="s", data=BODY,
-                             handler=lambda: calls.append("retried") or Outcome(200, {"ok": 1}))
+                             handler=lambda first: calls.append("retried") or Outcome(200, {"ok": 1}))
 
     assert outcome.status == 200 and calls == ["failed", "retried"]
     assert IdempotencyRecord.objects.get().response_status == 200
@@ -129,7 +129,7 @@ def test_a_5xx_is_not_stored_and_the_retry_runs_the_handler_again(student):
 def test_an_integrity_error_inside_the_handler_is_raised_not_taken_for_a_twin(student):
     calls = []
 
-    def handler():
+    def handler(first):
         calls.append(1)
         raise IntegrityError("a constraint of the handler's own write")
 
@@ -140,7 +140,7 @@ def test_an_integrity_error_inside_the_handler_is_raised_not_taken_for_a_twin(st
 
 @pytest.mark.django_db
 def test_without_a_key_nothing_is_stored(student):
-    outcome = run_idempotent(user=student, key=None, scope="s", data=BODY, handler=lambda: Outcome(200, {}))
+    outcome = run_idempotent(user=student, key=None, scope="s", data=BODY, handler=lambda first: Outcome(200, {}))
 
     assert outcome.status == 200
     assert not IdempotencyRecord.objects.exists()
@@ -323,3 +323,20 @@ def test_a_twin_still_in_flight_after_the_wait_is_409_in_progress(stripe_emulato
 
     assert response.status_code == 409 and error_of(response)["code"] == "idempotency_in_progress"
     assert stripe_calls(stripe_emulator) == []
+
+
+@pytest.mark.django_db
+def test_the_handler_hears_whether_its_key_is_new(student):
+    """A first attempt has nothing to resume; the retry after a 5xx (the key kept, answerless) does."""
+    seen = []
+
+    def failing(first):
+        seen.append(first)
+        raise ProviderTimeout()
+
+    with pytest.raises(ProviderTimeout):
+        run_idempotent(user=student, key="k", scope="s", data=BODY, handler=failing)
+    run_idempotent(user=student, key="k", scope="s", data=BODY, handler=lambda first: seen.append(first) or Outcome(200, {}))
+    run_idempotent(user=student, key=None, scope="s", data=BODY, handler=lambda first: seen.append(first) or Outcome(200, {}))
+
+    assert seen == [True, False, False]

@@ -18,7 +18,7 @@ from linguaflex.throttling import PaymentThrottle
 
 from .. import selectors
 from ..gateway import STRIPE_ID
-from ..idempotency import idempotency_key, idempotent
+from ..idempotency import idempotency_key, idempotent, key_is_new
 from ..models import CHARGED_STATUSES, PaymentStatus
 from ..serializers.payments import (
     CardReturnOutputSerializer,
@@ -54,6 +54,7 @@ class ProcessPaymentView(APIView):
             saved_payment_method_id=data.get("saved_payment_method_id"),
             payment_method_id=data.get("payment_method_id"), save_card=data.get("save_card", False),
             scheduled_at=data.get("scheduled_at"), idempotency_key=idempotency_key(request),
+            key_is_new=key_is_new(request),
         )
         return Response(ProcessPaymentOutputSerializer(outcome).data)
 
