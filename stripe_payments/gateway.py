@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 import requests
@@ -169,7 +169,9 @@ class BalanceTxn:
 
 @dataclass(frozen=True)
 class EventInfo:
-    """A verified webhook event: only what the handlers need; they re-read the object itself."""
+    """A verified webhook event: only what the handlers need. ``object_state`` is the few fields of
+    the event's object that its handler compares with the database (``_event_object_state``): a
+    handler whose rows already say the same makes no Stripe call, and otherwise re-reads the object."""
 
     id: str
     type: str
@@ -178,6 +180,7 @@ class EventInfo:
     livemode: bool
     created: int
     payment_intent_id: str | None
+    object_state: dict[str, Any] = field(default_factory=dict)
 
 
 # --- errors -----------------------------------------------------------------------------------------
@@ -906,7 +909,53 @@ def webhook_event_verify(payload: bytes, signature_header: str | None) -> EventI
         livemode=bool(event.get("livemode")),
         created=int(event.get("created") or 0),
         payment_intent_id=pi_id,
+        object_state=_event_object_state(object_type, obj),
     )
+
+
+# The fields an event's object must carry for its state to be compared (Stripe's always do).
+_STATE_KEYS = {
+    "payment_intent": ("status", "amount"), "setup_intent": ("status", "payment_method"),
+    "refund": ("status", "amount"), "charge": ("amount", "amount_refunded"),
+    "dispute": ("status", "amount"), "account": ("charges_enabled", "payouts_enabled", "details_submitted"),
+}
+
+
+def _event_object_state(object_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """What the handlers compare with the database, of a verified event's object: statuses,
+    amounts and ids only (never a client secret, card or metadata). Empty for other objects and
+    for an object without the fields (a handler then re-reads it)."""
+    if not all(key in obj for key in ("id", *_STATE_KEYS.get(object_type, ("-",)))):
+        return {}
+    try:
+        if object_type == "payment_intent":
+            intent = _intent(obj)
+            return {"status": intent.status, "amount": intent.amount, "latest_charge": intent.latest_charge_id,
+                    "failed": intent.last_error is not None}
+        if object_type == "setup_intent":
+            setup = _setup(obj)
+            return {"status": setup.status, "customer": setup.customer_id,
+                    "payment_method": setup.payment_method.id if setup.payment_method else None}
+        if object_type == "refund":
+            refund = _refund(obj)
+            return {"status": refund.status, "amount": refund.amount, "payment_intent": refund.payment_intent_id}
+        if object_type == "charge":
+            charge = _charge(obj)
+            return {"amount": charge.amount, "amount_refunded": charge.amount_refunded,
+                    "payment_intent": charge.payment_intent_id}
+        if object_type == "dispute":
+            dispute = _dispute(obj)
+            return {"status": dispute.status, "amount": dispute.amount, "charge": dispute.charge_id,
+                    "payment_intent": dispute.payment_intent_id, "reason": dispute.reason,
+                    "evidence_due_by": dispute.evidence_due_by}
+        if object_type == "account":
+            account = _account(obj)
+            return {"charges_enabled": account.charges_enabled, "payouts_enabled": account.payouts_enabled,
+                    "details_submitted": account.details_submitted, "transfers_active": account.transfers_active,
+                    "requirements_due": account.requirements_due}
+    except (KeyError, TypeError, ValueError):  # a partial object: nothing to compare, the handler reads
+        return {}
+    return {}
 
 
 # How far around our row's creation a PaymentIntent for it can have been created at Stripe: clocks

@@ -300,6 +300,9 @@ class WebhookEvent(models.Model):
     payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     livemode = models.BooleanField(default=False)
     stripe_created = models.DateTimeField(null=True, blank=True)
+    # The verified object's statuses, amounts and ids (gateway.EventInfo.object_state), never the
+    # whole object: a handler whose rows already say the same makes no Stripe call. Empty: re-read.
+    object_state = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=WebhookEventStatus.choices, default=WebhookEventStatus.RECEIVED)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)

@@ -9,7 +9,8 @@ Rules that hold throughout:
   Its refresh and return URLs are this API's, carrying a signed token naming the account: the
   browser comes back without a JWT.
 - ``account_sync`` re-reads the account from Stripe under the row's lock, so replays, late and
-  reordered ``account.updated`` events all converge on Stripe's current state.
+  reordered ``account.updated`` events all converge on Stripe's current state; an event whose
+  account the row already records as it says makes no Stripe call (``account_event_apply``).
 """
 
 from __future__ import annotations
@@ -137,6 +138,26 @@ def connect_return(*, token: str) -> ConnectReturn:
 
 
 # --- keeping in step with Stripe --------------------------------------------------------------------
+_SYNCED_FIELDS = ("charges_enabled", "payouts_enabled", "details_submitted", "transfers_active", "requirements_due")
+
+
+def account_event_apply(*, account_id: str, state: dict, event_created: int = 0) -> ConnectedAccount | None:
+    """``account.updated``: when the row already records what the verified event's copy of the
+    account says, only the event's time is kept (no Stripe call); otherwise ``account_sync``
+    re-reads the account once. None for an account that is not ours (no Stripe call)."""
+    if all(name in state for name in _SYNCED_FIELDS):
+        with transaction.atomic():
+            account = ConnectedAccount.objects.select_for_update().filter(stripe_account_id=account_id).first()
+            if account is None:
+                return None
+            if all(getattr(account, name) == state[name] for name in _SYNCED_FIELDS):
+                if int(event_created or 0) > account.synced_at:
+                    account.synced_at = int(event_created)
+                    account.save(update_fields=["synced_at", "updated_at"])
+                return account
+    return account_sync(account_id=account_id, event_created=event_created)
+
+
 def account_sync(*, account_id: str, event_created: int = 0) -> ConnectedAccount | None:
     """Re-read the connected account from Stripe and store its state; None for an account that
     is not ours (no Stripe call).

@@ -9,8 +9,9 @@ platform takes the teacher's part back itself:
   account (the next payout run reverses it at Stripe);
 - a won dispute gives both back (``dispute-won:<id>``): the share is owed again and the payout
   run pays it (a new transfer, where it had been paid out and reversed); a lost one leaves them.
-Inquiries (``warning_*``) move no money. Every webhook re-reads the dispute from Stripe, so
-replayed and reordered ``charge.dispute.*`` events converge on Stripe's state.
+Inquiries (``warning_*``) move no money. A webhook whose dispute the database already records as
+the event says makes no Stripe call (``dispute_recorded``); any other re-reads the dispute from
+Stripe once, so replayed and reordered ``charge.dispute.*`` events converge on Stripe's state.
 """
 
 from __future__ import annotations
@@ -43,13 +44,29 @@ def _payment_of(result: gateway.DisputeResult) -> Payment | None:
     return None
 
 
+def _due_at(evidence_due_by: int | None) -> datetime | None:
+    return datetime.fromtimestamp(evidence_due_by, tz=dt_timezone.utc) if evidence_due_by else None
+
+
 def _due(result: gateway.DisputeResult) -> datetime | None:
-    return datetime.fromtimestamp(result.evidence_due_by, tz=dt_timezone.utc) if result.evidence_due_by else None
+    return _due_at(result.evidence_due_by)
+
+
+def dispute_recorded(*, dispute_id: str, state: dict) -> bool:
+    """Our dispute row already records ``state`` (a verified event's copy of the dispute: status,
+    amount, reason, deadline) on a charged payment: ``dispute_apply`` of it would change nothing."""
+    if not dispute_id or "status" not in state or "amount" not in state:
+        return False
+    dispute = Dispute.objects.select_related("payment").filter(stripe_dispute_id=dispute_id).first()
+    return (dispute is not None and dispute.payment.charged and dispute.status == state["status"]
+            and dispute.amount_cents == state["amount"] and dispute.reason == (state.get("reason") or "")[:64]
+            and dispute.evidence_due_by == _due_at(state.get("evidence_due_by")))
 
 
 def dispute_sync(*, dispute_id: str) -> Dispute | None:
-    """Re-read a dispute from Stripe and apply it: the payment settled and marked disputed, the
-    dispute recorded, the ledger moved as its status says. None for a dispute not of ours."""
+    """Re-read a dispute from Stripe (once) and apply it: the payment settled if it was not yet
+    (one read of its intent), marked disputed, the dispute recorded, the ledger moved as its
+    status says. None for a dispute not of ours."""
     try:
         result = gateway.dispute_retrieve(dispute_id)
     except gateway.ProviderInvalidRequest as exc:
@@ -62,8 +79,9 @@ def dispute_sync(*, dispute_id: str) -> Dispute | None:
         logger.info("dispute %s names no payment of ours", dispute_id)
         return None
     # Settle first: a dispute handled before payment_intent.succeeded still leaves the charged
-    # payment with its booking, whatever the order of events.
-    payments.payment_settle(payment=payment)
+    # payment with its booking, whatever the order of events. A charged payment has nothing to settle.
+    if not payment.charged:
+        payments.payment_settle(payment=payment)
     return dispute_apply(payment_id=payment.pk, result=result)
 
 

@@ -40,7 +40,7 @@ from ..models import (
     RefundRequest,
     RefundRequestStatus,
 )
-from . import lifecycle
+from . import lifecycle, payments
 from .common import with_request_id
 
 logger = logging.getLogger(__name__)
@@ -432,6 +432,47 @@ def admin_refund_create(*, admin, payment: Payment, amount_cents: int | None, re
 
 
 # --- syncing from Stripe (webhooks, reconciliation) --------------------------------------------------------
+# A Stripe refund's status -> how its request records it once applied (``_record_result``).
+_RECORDED_AS = {
+    "succeeded": RefundRequestStatus.SUCCEEDED, "failed": RefundRequestStatus.FAILED,
+    "canceled": RefundRequestStatus.FAILED, "pending": RefundRequestStatus.PENDING,
+    "requires_action": RefundRequestStatus.PENDING,
+}
+
+
+def refund_recorded(*, refund_id: str, state: dict) -> bool:
+    """Our request for Stripe refund ``refund_id`` already records ``state`` (a verified event's
+    copy of the refund: its status and amount), counted into the payment exactly when it succeeded."""
+    status = _RECORDED_AS.get(state.get("status", ""))
+    if status is None or "amount" not in state or not refund_id:
+        return False
+    row = RefundRequest.objects.filter(stripe_refund_id=refund_id).values("status", "amount_cents", "applied").first()
+    return row == {"status": status, "amount_cents": state["amount"],
+                   "applied": status == RefundRequestStatus.SUCCEEDED}
+
+
+def charge_refunds_recorded(*, charge_id: str, state: dict) -> bool:
+    """The payment of charge ``charge_id`` is charged and already counts what ``state`` (a verified
+    event's copy of the charge) says was refunded of it."""
+    if "amount" not in state or "amount_refunded" not in state or not charge_id:
+        return False
+    payment = Payment.objects.filter(stripe_charge_id=charge_id).first()
+    return (payment is not None and payment.charged and payment.amount_cents == state["amount"]
+            and payment.refunded_cents == state["amount_refunded"])
+
+
+def payment_sync_refunds_for_intent(*, payment_intent_id: str) -> Payment | None:
+    """A refund event the database is behind: settle the payment only if it is not charged yet
+    (one read of the intent), then sync its refunds (one read of Stripe's list). None for an
+    intent that is not ours."""
+    payment = Payment.objects.filter(stripe_payment_intent_id=payment_intent_id).first()
+    if payment is None or not payment.charged:
+        payment = payments.payment_settle_by_intent_id(payment_intent_id=payment_intent_id)
+    if payment is None:
+        return None
+    return payment_sync_refunds(payment_id=payment.pk)
+
+
 def payment_sync_refunds(*, payment_id: int) -> Payment:
     """Bring the payment's refunds in line with Stripe's list (re-read, never the event's copy).
 

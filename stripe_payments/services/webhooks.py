@@ -1,8 +1,11 @@
 """Stripe webhooks: verified, stored once under the event id, processed once, replayable.
 
-Handlers are dispatched through ``HANDLERS`` and re-read the object's current state from Stripe
-(through the gateway) or the database instead of trusting the event's copy, so events that arrive
-late, twice or out of order leave the same final state.
+Handlers are dispatched through ``HANDLERS``. The event's copy of its object is never applied: its
+statuses, amounts and ids (``WebhookEvent.object_state``, from the verified event) are only compared
+with the database. When the rows already record exactly that, the handler does nothing and makes
+no Stripe call; otherwise it re-reads each object it needs from Stripe once (through the gateway)
+and applies what it read, so events that arrive late, twice or out of order leave the same final
+state at one read per object at most.
 """
 
 from __future__ import annotations
@@ -20,52 +23,88 @@ from django.utils import timezone
 from linguaflex import metrics
 
 from .. import gateway
-from ..models import Payment, WebhookEvent, WebhookEventStatus
+from ..models import CHARGED_STATUSES, Payment, PaymentStatus, SavedPaymentMethod, WebhookEvent, WebhookEventStatus
 from . import cards, connect, disputes, payments, refunds
 
 logger = logging.getLogger(__name__)
 
 
-def _payment_for(event: WebhookEvent) -> Payment | None:
-    if not event.object_id:
-        return None
-    return payments.payment_settle_by_intent_id(payment_intent_id=event.object_id)
+def _intent_recorded(payment: Payment | None, state: dict) -> bool:
+    """The payment already records what the event's PaymentIntent says: succeeded with this very
+    charge, failed, or canceled, for the same amount."""
+    if payment is None or state.get("amount") != payment.amount_cents:
+        return False
+    status = state.get("status")
+    if status == "succeeded":
+        return payment.status in CHARGED_STATUSES and payment.stripe_charge_id == (state.get("latest_charge") or "")
+    if status == "requires_payment_method" and state.get("failed"):
+        return payment.status == PaymentStatus.FAILED
+    if status == "canceled":
+        return payment.status == PaymentStatus.CANCELED
+    return False
 
 
 def handle_payment_intent(event: WebhookEvent) -> None:
-    """succeeded / payment_failed / canceled / requires_action: settle from Stripe's current state.
+    """succeeded / payment_failed / canceled: settle from Stripe's current state (one read), unless
+    the payment already records what the event says (no read: e.g. the API settled it).
 
     Completes 3-D Secure and the client-side flow: the booking is created once."""
-    _payment_for(event)
+    if not event.object_id:
+        return
+    payment = Payment.objects.filter(stripe_payment_intent_id=event.object_id).first()
+    if _intent_recorded(payment, event.object_state):
+        return
+    payments.payment_settle_by_intent_id(payment_intent_id=event.object_id)
+
+
+def _setup_recorded(state: dict) -> bool:
+    """The card the event's SetupIntent set up is saved already, for the customer it names."""
+    pm_id, customer_id = state.get("payment_method"), state.get("customer")
+    if state.get("status") != "succeeded" or not pm_id or not customer_id:
+        return False
+    return SavedPaymentMethod.objects.filter(stripe_payment_method_id=pm_id,
+                                             user__stripe_customer__stripe_customer_id=customer_id).exists()
 
 
 def handle_setup_intent_succeeded(event: WebhookEvent) -> None:
+    """Save the card once (one read of the SetupIntent), unless it is saved already (no read)."""
+    if _setup_recorded(event.object_state):
+        return
     cards.setup_intent_settle(setup_intent_id=event.object_id)
 
 
 def handle_refund_event(event: WebhookEvent) -> None:
-    """charge.refunded, refund.created, refund.updated: settle the payment, then sync its refunds."""
+    """charge.refunded, refund.created, refund.updated: nothing when our rows already record the
+    event's refund (or the charge's refunded amount); otherwise settle the payment if it is not
+    charged yet (one read of the intent) and sync its refunds (one read of Stripe's list)."""
+    state = event.object_state
+    if event.type == "charge.refunded":
+        if refunds.charge_refunds_recorded(charge_id=event.object_id, state=state):
+            return
+    elif refunds.refund_recorded(refund_id=event.object_id, state=state):
+        return
     pi_id = event.payment_intent_id
     if not pi_id:
         logger.info("refund event %s names no payment intent; nothing to sync", event.stripe_event_id)
         return
-    payment = payments.payment_settle_by_intent_id(payment_intent_id=pi_id)
-    if payment is not None:
-        refunds.payment_sync_refunds(payment_id=payment.pk)
+    refunds.payment_sync_refunds_for_intent(payment_intent_id=pi_id)
 
 
 def handle_dispute_event(event: WebhookEvent) -> None:
-    """charge.dispute.*: re-read the dispute; the payment and booking become ``disputed``, the
-    dispute is recorded and the split moves as its status says (services.disputes)."""
-    if event.object_id:
-        disputes.dispute_sync(dispute_id=event.object_id)
+    """charge.dispute.*: nothing when the dispute is recorded as the event says; otherwise re-read
+    the dispute once: the payment and booking become ``disputed``, the dispute is recorded and the
+    split moves as its status says (services.disputes)."""
+    if not event.object_id or disputes.dispute_recorded(dispute_id=event.object_id, state=event.object_state):
+        return
+    disputes.dispute_sync(dispute_id=event.object_id)
 
 
 def handle_account_updated(event: WebhookEvent) -> None:
     """A connected account changed (onboarding finished, capabilities lost): re-read it from
-    Stripe. An account that is not a teacher's here is ignored."""
+    Stripe, unless its row already says what the event does. An account that is not a teacher's
+    here is ignored."""
     created = int(event.stripe_created.timestamp()) if event.stripe_created else 0
-    connect.account_sync(account_id=event.object_id, event_created=created)
+    connect.account_event_apply(account_id=event.object_id, state=event.object_state, event_created=created)
 
 
 HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
@@ -93,7 +132,7 @@ def webhook_event_record(*, info: gateway.EventInfo) -> tuple[WebhookEvent, bool
             event = WebhookEvent.objects.create(
                 stripe_event_id=info.id, type=info.type[:100], object_id=info.object_id[:255],
                 payment_intent_id=(info.payment_intent_id or "")[:255], livemode=info.livemode,
-                stripe_created=created_at,
+                stripe_created=created_at, object_state=info.object_state,
             )
         return event, True
     except IntegrityError:

@@ -396,9 +396,13 @@ def test_an_account_deleted_at_stripe_can_receive_nothing_and_its_event_does_not
     event = stripe_emulator.events("account.updated")[-1]
     deliver(client, event)
     assert ConnectedAccount.objects.get().transfers_active is True
+    stripe_emulator.restrict_account(body["account_id"])
+    restricted = stripe_emulator.events("account.updated")[-1]  # the row is behind it: re-read
     with stripe_emulator.state.lock:  # gone at Stripe
         del stripe_emulator.state.objects[body["account_id"]]
-    assert deliver(client, {**event, "id": "evt_after_deletion"})["status"] == "processed"
+    stripe_emulator.clear_requests()
+    assert deliver(client, restricted)["status"] == "processed"
+    assert [r["path"] for r in stripe_calls(stripe_emulator)] == [f"/v1/accounts/{body['account_id']}"]
     account = ConnectedAccount.objects.get()
     assert (account.transfers_active, account.charges_enabled, account.payouts_enabled) == (False, False, False)
 
