@@ -49,8 +49,15 @@ lint: $(VENV)/.deps-dev
 test-postgres: $(VENV)/.deps-dev
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.deps-dev
-	@set -e; for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script; done
+$(VENV)/.deps-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(PY)
+	$(PIP) install --quiet -r requirements-bench.txt
+	@touch $@ $(VENV)/.deps-dev $(VENV)/.deps-run
+
+# Every figure of issue 15's table in one run (bench/__main__.py), written to docs/PERFORMANCE.md.
+# BENCH_ARGS=--quick: small sizes, proves it runs (CI); never a speed assertion.
+BENCH_ARGS ?=
+bench: $(VENV)/.deps-bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Static files for production (WhiteNoise's manifest, under the production settings: the local ones
 # write none). A deployment runs this after each release; make reliability runs it first.

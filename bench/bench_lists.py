@@ -99,19 +99,22 @@ def write_doc(text: str) -> None:
     write_section(DOC, START, END, text, heading="Lists at 1,000 and 100,000 payments")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 payments, 10 requests a row")
-    parser.add_argument("--no-write", action="store_true", help="do not update PERFORMANCE.md")
-    args = parser.parse_args()
-    small_rows, large_rows = (1000, 10_000) if args.quick else (1000, 100_000)
-    rounds = 10 if args.quick else 30
+def summary(small: dict[str, float], large: dict[str, float], rows: tuple[int, int]) -> list[tuple[str, str, str, str]]:
+    """The issue's table rows: (figure, compared to, value, target)."""
+    return [(f"GET {label}, {rows[1]:,} payments", f"the same at {rows[0]:,}",
+             f"{large[label] / small[label]:.2f}x ({large[label] * 1000:.1f} ms)", "<= 1.5x")
+            for label in small if label != "/health/"]
+
+
+def run(quick: bool, write: bool = True) -> list[tuple[str, str, str, str]]:
+    small_rows, large_rows = (1000, 10_000) if quick else (1000, 100_000)
+    rounds = 10 if quick else 30
     try:
         stack = Stack(workers=2, threads=4, log=lambda text: print(f"bench_lists: {text}", flush=True))
         stack.__enter__()
     except Unavailable as exc:
         print(f"bench_lists: skipped, {exc}")
-        return 0
+        return []
     try:
         from bench.seed import seed
 
@@ -123,8 +126,17 @@ def main() -> int:
         stack.stop()
     text = table(small, large, (small_rows, large_rows))
     print(text)
-    if not args.no_write and not args.quick:
+    if write and not quick:
         write_doc(text)
+    return summary(small, large, (small_rows, large_rows))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 payments, 10 requests a row")
+    parser.add_argument("--no-write", action="store_true", help="do not update PERFORMANCE.md")
+    args = parser.parse_args()
+    run(args.quick, write=not args.no_write)
     return 0
 
 
