@@ -288,7 +288,7 @@ def measure(config: Config) -> tuple[list[tuple[str, str, str]], str]:
     """One run: (figures, the report's text). Raises Unavailable without PostgreSQL/Redis/locust."""
     if importlib.util.find_spec("locust") is None:
         raise Unavailable("locust is not installed (pip install -r requirements-bench.txt)")
-    stack = Stack(workers=2, threads=4, log=log)
+    stack = Stack(workers=2, threads=4, log=log, celery=True)
     stack.__enter__()  # Unavailable, or StackError; stops what it started
     try:
         notes = []

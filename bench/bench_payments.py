@@ -548,7 +548,7 @@ def _server_problems(stack: Stack) -> list[str]:
 def measure(quick: bool) -> Result:
     sizes = QUICK if quick else FULL
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.monotonic()
-    stack = BenchStack(workers=WORKERS, threads=THREADS, log=_log)
+    stack = BenchStack(workers=WORKERS, threads=THREADS, log=_log, celery=True)
     stack.__enter__()  # Unavailable, or the stack is stopped again before this raises
     try:
         if stack.env.get("THROTTLE_RATES") != BENCH_ENV["THROTTLE_RATES"]:

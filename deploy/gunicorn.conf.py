@@ -72,3 +72,18 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """Import everything a request reaches (the URLconf imports every view, serializer and
+    service), then move what is loaded so far out of the garbage collector's sight (gc.freeze): its
+    full collections then walk only what requests allocate, not Django's and the app's hundreds of
+    thousands of long-lived objects (bench: 2.5 ms of CPU a payment went to them). Per worker,
+    after fork, so nothing is shared copy-on-write that a collection would have touched anyway."""
+    import gc
+
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018  (the import of every view is the point)
+    gc.collect()
+    gc.freeze()

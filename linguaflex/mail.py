@@ -106,10 +106,10 @@ def email_after_commit(renderer: str, object_id: int, variant: str = "") -> None
 
 
 def enqueue(email_id: int) -> None:
-    """Send the task. With no broker the task runs in-process, after the response has gone out
-    (linguaflex/after_response.py): a payment's answer never waits for the mail server."""
-    from django.conf import settings
-
+    """Send the task once the response has gone out (linguaflex/after_response.py): a payment's
+    answer waits neither for the mail server (with no broker the task runs in-process, there) nor
+    for the broker's round trip. A process that dies in between leaves the row pending, and the
+    beat job sends it (RESEND_AFTER), as after a broker outage."""
     from .after_response import after_response
     from .tasks import send_email
 
@@ -119,10 +119,7 @@ def enqueue(email_id: int) -> None:
         except Exception:  # the broker is down: the row stays pending, the beat job sends it later
             logger.exception("e-mail %s not sent now; it stays pending for the beat job", email_id)
 
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        after_response(send)
-    else:
-        send()
+    after_response(send)
 
 
 def deliver(email_id: int) -> str:

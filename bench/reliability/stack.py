@@ -214,9 +214,12 @@ def _tcp_inode(local_port: int, remote_port: int) -> str | None:
 class Stack:
     """PostgreSQL database + Redis database + emulator + gunicorn, on free loopback ports."""
 
-    def __init__(self, *, workers: int = 3, threads: int = 4, log=print):
+    def __init__(self, *, workers: int = 3, threads: int = 4, log=print, celery: bool = False):
         self.workers = workers
         self.threads = threads
+        # celery: a Celery worker on the stack's Redis database as broker (e-mails and webhook events
+        # leave the web workers, as deployed); without it, tasks run in-process.
+        self.celery = celery
         self.log = log
         self.base_url = ""
         self.emulator_url = ""
@@ -270,12 +273,15 @@ class Stack:
             "STRIPE_API_BASE": self.emulator_url,
             "STRIPE_WEBHOOK_SECRET": self.webhook_secret,
             "PUBLIC_BASE_URL": self.base_url,
+            **({"CELERY_BROKER_URL": self.redis_url} if self.celery else {}),
         }
         self.log(f"stack: database {self.db_name}, Redis {self.redis_url}, app {self.base_url}, "
                  f"emulator {self.emulator_url}")
         self._setup_django()
         self._start_emulator()
         self._start_gunicorn()
+        if self.celery:
+            self._start_celery()
 
     def _create_database(self) -> None:
         import psycopg
@@ -388,6 +394,18 @@ class Stack:
         self._wait_http(f"{self.base_url}/health/", proc, 60, "gunicorn")
         self.wait_workers(self.workers, timeout=30)
 
+    def _start_celery(self) -> None:
+        env = {**os.environ, **self.env}
+        env.pop("LOG_LEVEL", None)
+        proc = self._spawn("celery", [sys.executable, "-m", "celery", "-A", "linguaflex", "worker", "-l", "INFO",
+                                      "--concurrency", "2", "-n", f"{self.db_name}@%h", "--without-mingle",
+                                      "--without-gossip"], env)
+        deadline = time.monotonic() + 60
+        while "ready." not in self.log_text("celery"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise StackError("the Celery worker did not start:\n" + self.log_tail("celery"))
+            time.sleep(0.2)
+
     def stop(self) -> None:
         if self._stopped:
             return
@@ -404,7 +422,7 @@ class Stack:
                 signal.signal(signum, handler)
 
     def _stop(self) -> None:
-        for name in ("gunicorn", "emulator"):
+        for name in ("gunicorn", "celery", "emulator"):
             proc = self._procs.get(name)
             if proc is not None:
                 self._terminate(proc)

@@ -99,3 +99,27 @@ def test_without_a_broker_an_email_is_sent_after_the_response(mailoutbox, settin
     assert mailoutbox == []
     response.close()
     assert len(mailoutbox) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_broker_the_email_task_is_published_after_the_response(monkeypatch):
+    """The broker's round trip is not the client's to wait for either; the row is committed first."""
+    from linguaflex import mail, tasks
+    from linguaflex.models import OutboundEmail
+    from linguaflex.tests.test_mail_outbox import RENDER_TWO
+
+    published = []
+    monkeypatch.setattr(tasks.send_email, "delay", lambda email_id: published.append(email_id))
+
+    def view(request):
+        from django.db import transaction
+
+        with transaction.atomic():
+            mail.email_after_commit(RENDER_TWO, 32)
+        return HttpResponse("ok")
+
+    response = _served(view)
+
+    assert published == [] and OutboundEmail.objects.filter(object_id=32).exists()
+    response.close()
+    assert published == [OutboundEmail.objects.get(object_id=32).pk]
