@@ -57,3 +57,12 @@ def test_a_users_own_list_is_read_in_index_order_on_their_side_only(name, role, 
     other = "teacher" if role == "student" else "student"
     assert f"Index Cond: ({role}_id = {user.pk})" in plan, plan
     assert f"{other}_id = {user.pk}" not in plan, plan
+
+
+@pytest.mark.parametrize("role", ["student", "teacher"])
+def test_a_users_own_payments_by_status_are_found_by_the_index_not_filtered_from_all_theirs(role, request):
+    user = request.getfixturevalue(role)
+    plan = _plan(LISTS["payments"](user, "refunded"))
+
+    assert "Sort" not in plan, plan
+    assert f"Index Cond: (({role}_id = {user.pk}) AND ((status)::text = 'refunded'::text))" in plan, plan
