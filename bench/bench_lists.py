@@ -14,7 +14,6 @@ asserts nothing. Without PostgreSQL or Redis it says so and exits 0.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import platform
@@ -30,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.reliability.stack import Stack, Unavailable  # noqa: E402  (ROOT on sys.path first)
-from bench.report import write_section  # noqa: E402
+from bench.report import standalone, write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 START, END = "<!-- bench_lists:start -->", "<!-- bench_lists:end -->"
@@ -157,12 +156,7 @@ def run(quick: bool, write: bool = True) -> list[tuple[str, str, str, str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 payments, 10 requests a row")
-    parser.add_argument("--no-write", action="store_true", help="do not update PERFORMANCE.md")
-    args = parser.parse_args()
-    run(args.quick, write=not args.no_write)
-    return 0
+    return standalone(__doc__, run, quick_help="1,000 and 10,000 payments, 10 requests a row")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ once per process (``python -m bench`` runs each benchmark in a child).
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import itertools
 import os
@@ -59,7 +58,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.reliability.stack import STRIPE_KEY, Stack, Unavailable  # noqa: E402  (ROOT on sys.path first)
-from bench.report import write_section  # noqa: E402
+from bench.report import standalone, write_section  # noqa: E402
 
 __all__ = ["run", "main"]
 
@@ -639,12 +638,7 @@ def report(result: Result) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small counts, 1 repetition (proves it runs)")
-    parser.add_argument("--no-write", action="store_true", help="do not update PERFORMANCE.md")
-    args = parser.parse_args()
-    run(args.quick, write=not args.no_write)
-    return 0
+    return standalone(__doc__, run, quick_help="small counts, 1 repetition (proves it runs)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ nothing. Without PostgreSQL, Redis or nginx it says so and exits 0.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import hashlib
 import hmac
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.report import write_section  # noqa: E402
+from bench.report import standalone, write_section  # noqa: E402
 from bench.stack_run import BASE, stack  # noqa: E402  (ROOT on sys.path first)
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
@@ -147,12 +146,7 @@ def run(quick: bool, write: bool = True) -> list[tuple[str, str, str, str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="25 rounds a thread instead of 100")
-    parser.add_argument("--no-write", action="store_true", help="do not update PERFORMANCE.md")
-    args = parser.parse_args()
-    run(args.quick, write=not args.no_write)
-    return 0
+    return standalone(__doc__, run, quick_help="25 rounds a thread instead of 100")
 
 
 if __name__ == "__main__":
