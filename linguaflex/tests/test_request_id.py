@@ -15,7 +15,7 @@ from linguaflex.request_id import RequestIdLogFilter
 
 pytestmark = pytest.mark.django_db
 
-HEX32 = re.compile(r"[0-9a-f]{32}")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 SUPPLIED = "abcdef0123456789"
 
 
@@ -37,7 +37,7 @@ def _record(msg: str = "hello") -> logging.LogRecord:
 def test_every_response_has_a_new_32_hex_request_id(api_client, path):
     response = api_client.get(path)
 
-    assert HEX32.fullmatch(response["X-Request-ID"])
+    assert UUID.fullmatch(response["X-Request-ID"])
 
 
 def test_each_request_gets_its_own_id(api_client):
@@ -51,7 +51,7 @@ def test_a_clients_request_id_is_ignored_by_default(api_client):
     response = api_client.get("/health/", HTTP_X_REQUEST_ID=SUPPLIED)
 
     assert response["X-Request-ID"] != SUPPLIED
-    assert HEX32.fullmatch(response["X-Request-ID"])
+    assert UUID.fullmatch(response["X-Request-ID"])
 
 
 @override_settings(TRUST_X_REQUEST_ID=True)
@@ -70,7 +70,7 @@ def test_a_malformed_request_id_is_replaced_even_when_trusted(api_client, suppli
     response = api_client.get("/health/", HTTP_X_REQUEST_ID=supplied)
 
     assert response["X-Request-ID"] != supplied
-    assert HEX32.fullmatch(response["X-Request-ID"])
+    assert UUID.fullmatch(response["X-Request-ID"])
 
 
 # --- the error envelope ------------------------------------------------------------------------------
@@ -184,9 +184,9 @@ def test_bound_nests_and_restores():
 
 def test_bound_makes_a_new_id_for_a_missing_or_malformed_one():
     with request_id.bound(None) as made:
-        assert HEX32.fullmatch(made)
+        assert UUID.fullmatch(made)
     with request_id.bound("bad id") as made:
-        assert HEX32.fullmatch(made)
+        assert UUID.fullmatch(made)
     assert request_id.get() is None
 
 
@@ -267,7 +267,7 @@ def test_a_worker_binds_the_sent_request_id_while_the_task_runs():
 def test_a_task_sent_without_an_id_runs_under_a_new_one():
     _bind_request_id(task_id="t2", task=_task(is_eager=False, sent=None))
     try:
-        assert HEX32.fullmatch(request_id.get())
+        assert UUID.fullmatch(request_id.get())
     finally:
         _unbind_request_id(task_id="t2")
 
@@ -286,3 +286,8 @@ def test_unbinding_an_unknown_task_is_harmless():
     _unbind_request_id(task_id="never-bound")
 
     assert request_id.get() is None
+
+
+def test_a_new_id_never_holds_a_run_of_digits_a_card_number_could_be():
+    """Error bodies and log lines carry the id; card-number scanners look for 13-19 digits."""
+    assert all(re.search(r"\d{13}", request_id.new()) is None for _ in range(5000))
