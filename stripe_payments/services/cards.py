@@ -60,22 +60,20 @@ def customer_get_or_create(*, user) -> str:
 
 
 # --- whose card is it ------------------------------------------------------------------------------------
-def payment_method_claim(*, user, payment_method_id: str) -> bool:
-    """Record that ``user`` owns the PaymentMethod, unless someone already does. True if it is theirs."""
-    try:
-        with transaction.atomic():
-            owner, _ = PaymentMethodOwner.objects.get_or_create(
-                stripe_payment_method_id=payment_method_id, defaults={"user_id": user.pk})
-    except IntegrityError:  # a concurrent claim won
-        owner = PaymentMethodOwner.objects.get(stripe_payment_method_id=payment_method_id)
-    return owner.user_id == user.pk
-
-
 def payment_method_owner_record(*, user_id: int, payment_method_id: str) -> None:
     """Record that the user owns the PaymentMethod unless someone already does, in one statement
     (INSERT ... ON CONFLICT DO NOTHING: no lookup, no savepoint; the first owner stays)."""
     PaymentMethodOwner.objects.bulk_create(
         [PaymentMethodOwner(stripe_payment_method_id=payment_method_id, user_id=user_id)], ignore_conflicts=True)
+
+
+def payment_method_claim(*, user, payment_method_id: str) -> bool:
+    """Record that ``user`` owns the PaymentMethod, unless someone already does. True if it is theirs
+    (a concurrent claim's INSERT is waited for by the conflict, then read)."""
+    payment_method_owner_record(user_id=user.pk, payment_method_id=payment_method_id)
+    owner_id = PaymentMethodOwner.objects.filter(
+        stripe_payment_method_id=payment_method_id).values_list("user_id", flat=True).first()
+    return owner_id == user.pk
 
 
 def ensure_own_payment_method(*, student, payment_method_id: str) -> None:
@@ -184,7 +182,7 @@ SDK_AUTHENTICATION_MESSAGE = "This card requires authentication. Complete 3-D Se
 
 def _added_card_from_setup(*, user, result: SetupResult, save: bool) -> AddedCard:
     if result.payment_method is not None:
-        payment_method_claim(user=user, payment_method_id=result.payment_method.id)
+        payment_method_owner_record(user_id=user.pk, payment_method_id=result.payment_method.id)
     if result.status == "requires_action":
         raise AuthenticationRequired(None if result.redirect_url else SDK_AUTHENTICATION_MESSAGE, extra={
             "setup_intent_id": result.id, "client_secret": result.client_secret, "redirect_url": result.redirect_url,
@@ -210,7 +208,7 @@ def setup_intent_settle(*, setup_intent_id: str) -> tuple[SetupResult, SavedPaym
     owner = get_user_model().objects.filter(pk=int(raw)).first() if (raw := result.metadata.get("user_id", "")).isdigit() \
         else None
     if result.payment_method is not None and owner is not None:
-        payment_method_claim(user=owner, payment_method_id=result.payment_method.id)
+        payment_method_owner_record(user_id=owner.pk, payment_method_id=result.payment_method.id)
     if result.status != "succeeded" or result.payment_method is None or result.metadata.get("save") == "false":
         return result, None
     customer = StripeCustomer.objects.select_related("user").filter(stripe_customer_id=result.customer_id).first()

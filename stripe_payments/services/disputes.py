@@ -48,10 +48,6 @@ def _due_at(evidence_due_by: int | None) -> datetime | None:
     return datetime.fromtimestamp(evidence_due_by, tz=dt_timezone.utc) if evidence_due_by else None
 
 
-def _due(result: gateway.DisputeResult) -> datetime | None:
-    return _due_at(result.evidence_due_by)
-
-
 def dispute_recorded(*, dispute_id: str, state: dict) -> bool:
     """Our dispute row already records ``state`` (a verified event's copy of the dispute: status,
     amount, reason, deadline) on a charged payment: ``dispute_apply`` of it would change nothing."""
@@ -94,13 +90,13 @@ def dispute_apply(*, payment_id: int, result: gateway.DisputeResult) -> Dispute:
                 with transaction.atomic():
                     dispute = Dispute.objects.create(payment=payment, stripe_dispute_id=result.id,
                                                      status=result.status, amount_cents=result.amount,
-                                                     reason=result.reason[:64], evidence_due_by=_due(result))
+                                                     reason=result.reason[:64], evidence_due_by=_due_at(result.evidence_due_by))
             except IntegrityError:
                 dispute = Dispute.objects.select_for_update().get(stripe_dispute_id=result.id)
         dispute.status = result.status
         dispute.amount_cents = result.amount
         dispute.reason = result.reason[:64]
-        dispute.evidence_due_by = _due(result)
+        dispute.evidence_due_by = _due_at(result.evidence_due_by)
         if result.status in DISPUTE_FUNDS_WITHDRAWN and payment.charged:
             _withdrawn(payment, dispute)
             if result.status == DisputeStatus.WON:

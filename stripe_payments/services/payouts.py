@@ -51,14 +51,9 @@ logger = logging.getLogger(__name__)
 KEY_SAFE_AGE = timedelta(hours=23)
 
 
-def destination_for(teacher_id: int) -> str:
-    """The connected account a new payment to this teacher goes to, or "" (a platform charge)."""
-    account = ConnectedAccount.objects.filter(teacher_id=teacher_id, transfers_active=True).first()
-    return account.stripe_account_id if account is not None else ""
-
-
 def destination_subquery(teacher_id) -> Subquery:
-    """``destination_for`` as a subquery of ``teacher_id`` (an OuterRef): read with the gig, not after."""
+    """The connected account a new payment to the teacher ``teacher_id`` (an OuterRef) goes to, as a
+    subquery read with the gig; NULL for none (a platform charge)."""
     return Subquery(ConnectedAccount.objects.filter(teacher_id=teacher_id, transfers_active=True)
                     .values("stripe_account_id")[:1])
 
